@@ -1,0 +1,346 @@
+//! Errors of loading a plugin and of calling into an instance.
+
+use std::path::PathBuf;
+
+use weir_sdk::abi::AbiVersion;
+
+/// Why a plugin file was refused. Every variant names the file; the message is one line.
+///
+/// The variants follow the order of the load-time checks (see `weir_sdk::docs::safety`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {source}", file.display())]
+    Io {
+        /// The plugin file.
+        file: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The path is a directory, a device, a socket...
+    #[error("{}: not a regular file", file.display())]
+    NotAFile {
+        /// The plugin file.
+        file: PathBuf,
+    },
+    /// The file is too small to be a shared object, or unreasonably large.
+    #[error("{}: implausible size for a shared object: {size} bytes (expected {min} to {max})", file.display())]
+    BadSize {
+        /// The plugin file.
+        file: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The smallest accepted size.
+        min: u64,
+        /// The largest accepted size.
+        max: u64,
+    },
+    /// Not an ELF shared object for this machine.
+    #[error("{}: not a shared object for this platform: {reason}", file.display())]
+    NotSharedObject {
+        /// The plugin file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file does not export the metadata symbol: it is not a Weir plugin.
+    #[error("{}: not a Weir plugin: no exported `{symbol}` function", file.display())]
+    MissingMetadataSymbol {
+        /// The plugin file.
+        file: PathBuf,
+        /// The symbol looked for.
+        symbol: &'static str,
+    },
+    /// The metadata symbol exists but is not a function (for example a static).
+    #[error("{}: `{symbol}` must be a function, but the symbol table says it is {found}", file.display())]
+    MetadataSymbolNotFunction {
+        /// The plugin file.
+        file: PathBuf,
+        /// The symbol.
+        symbol: &'static str,
+        /// What it is instead.
+        found: String,
+    },
+    /// `dlopen` failed (missing dependency, unresolved symbol...).
+    #[error("{}: dlopen failed: {message}", file.display())]
+    Dlopen {
+        /// The plugin file.
+        file: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+    /// The metadata function panicked (the panic was caught inside the plugin).
+    #[error("{}: the metadata function panicked at {location}: {message}", file.display())]
+    MetadataPanicked {
+        /// The plugin file.
+        file: PathBuf,
+        /// The panic message.
+        message: String,
+        /// `file:line:column` in the plugin's source.
+        location: String,
+    },
+    /// The metadata function returned null.
+    #[error("{}: the metadata function returned a null pointer", file.display())]
+    NullMetadata {
+        /// The plugin file.
+        file: PathBuf,
+    },
+    /// A pointer the plugin handed out is misaligned.
+    #[error("{}: {what} at {address:#x} is not aligned to {align} bytes", file.display())]
+    Misaligned {
+        /// The plugin file.
+        file: PathBuf,
+        /// What the pointer was for.
+        what: String,
+        /// The pointer.
+        address: usize,
+        /// The required alignment.
+        align: usize,
+    },
+    /// A pointer the plugin handed out is null or points outside the plugin's own image.
+    #[error("{}: {what} at {address:#x} (+{len} bytes) is not inside the plugin's own {segment} image", file.display())]
+    PointerOutsideImage {
+        /// The plugin file.
+        file: PathBuf,
+        /// What the pointer was for.
+        what: String,
+        /// The pointer.
+        address: usize,
+        /// How many bytes from there had to be inside.
+        len: usize,
+        /// `readable` or `executable`.
+        segment: &'static str,
+    },
+    /// The header does not start with the Weir magic bytes.
+    #[error("{}: bad magic in plugin header: expected {expected:?}, found {found:?}", file.display())]
+    BadMagic {
+        /// The plugin file.
+        file: PathBuf,
+        /// `b"WEIRPLUG"`.
+        expected: [u8; 8],
+        /// What the plugin has.
+        found: [u8; 8],
+    },
+    /// The header or declaration is smaller than this host's ABI version needs.
+    #[error("{}: the plugin's {what} is {found} bytes, this host needs at least {expected}", file.display())]
+    TooSmall {
+        /// The plugin file.
+        file: PathBuf,
+        /// `header` or `declaration`.
+        what: &'static str,
+        /// The size the host needs.
+        expected: usize,
+        /// The size the plugin reports.
+        found: usize,
+    },
+    /// A plugin kind this host does not run.
+    #[error("{}: unsupported plugin kind {found} (this host runs connector plugins, kind 1)", file.display())]
+    UnsupportedKind {
+        /// The plugin file.
+        file: PathBuf,
+        /// The kind the plugin reports.
+        found: u32,
+    },
+    /// Different ABI major version.
+    #[error("{}: ABI major version mismatch: host implements connector ABI {host}, plugin was built for {plugin}", file.display())]
+    AbiMajorMismatch {
+        /// The plugin file.
+        file: PathBuf,
+        /// The host's ABI version.
+        host: AbiVersion,
+        /// The plugin's ABI version.
+        plugin: AbiVersion,
+    },
+    /// Same major, but the plugin needs a newer minor than the host implements.
+    #[error("{}: plugin needs connector ABI {plugin}, newer than this host's {host}: upgrade the host", file.display())]
+    AbiMinorTooNew {
+        /// The plugin file.
+        file: PathBuf,
+        /// The host's ABI version.
+        host: AbiVersion,
+        /// The plugin's ABI version.
+        plugin: AbiVersion,
+    },
+    /// Same version number, different type layouts: a breaking change without a version bump.
+    #[error("{}: ABI layout fingerprint mismatch under the same version {abi}: host {host:#018x}, plugin {plugin:#018x} (a frozen ABI type changed without a version bump)", file.display())]
+    LayoutMismatch {
+        /// The plugin file.
+        file: PathBuf,
+        /// The version both claim.
+        abi: AbiVersion,
+        /// The host's fingerprint.
+        host: u64,
+        /// The plugin's fingerprint.
+        plugin: u64,
+    },
+    /// The plugin was built with `panic = "abort"`.
+    #[error("{}: plugin was built with panic = \"abort\": any panic in it would kill the host; build it with panic = \"unwind\" (the default)", file.display())]
+    PanicAbort {
+        /// The plugin file.
+        file: PathBuf,
+    },
+    /// A panic strategy value this host does not know.
+    #[error("{}: unknown panic strategy {found} in plugin header", file.display())]
+    UnknownPanicStrategy {
+        /// The plugin file.
+        file: PathBuf,
+        /// The value.
+        found: u32,
+    },
+    /// Built for another target triple.
+    #[error("{}: plugin was built for target {plugin}, this host is {host}", file.display())]
+    TargetMismatch {
+        /// The plugin file.
+        file: PathBuf,
+        /// The host's target.
+        host: String,
+        /// The plugin's target.
+        plugin: String,
+    },
+    /// A metadata string is too long or not UTF-8.
+    #[error("{}: invalid {field} string in plugin header: {reason}", file.display())]
+    InvalidString {
+        /// The plugin file.
+        file: PathBuf,
+        /// Which string.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Capability bits this host does not know, or none at all.
+    #[error("{}: invalid capabilities {bits:#x}: a connector must be a source (1), a sink (2) or both", file.display())]
+    InvalidCapabilities {
+        /// The plugin file.
+        file: PathBuf,
+        /// The bits.
+        bits: u32,
+    },
+}
+
+impl LoadError {
+    /// The plugin file the error is about.
+    pub fn file(&self) -> &std::path::Path {
+        match self {
+            Self::Io { file, .. }
+            | Self::NotAFile { file }
+            | Self::BadSize { file, .. }
+            | Self::NotSharedObject { file, .. }
+            | Self::MissingMetadataSymbol { file, .. }
+            | Self::MetadataSymbolNotFunction { file, .. }
+            | Self::Dlopen { file, .. }
+            | Self::MetadataPanicked { file, .. }
+            | Self::NullMetadata { file }
+            | Self::Misaligned { file, .. }
+            | Self::PointerOutsideImage { file, .. }
+            | Self::BadMagic { file, .. }
+            | Self::TooSmall { file, .. }
+            | Self::UnsupportedKind { file, .. }
+            | Self::AbiMajorMismatch { file, .. }
+            | Self::AbiMinorTooNew { file, .. }
+            | Self::LayoutMismatch { file, .. }
+            | Self::PanicAbort { file }
+            | Self::UnknownPanicStrategy { file, .. }
+            | Self::TargetMismatch { file, .. }
+            | Self::InvalidString { file, .. }
+            | Self::InvalidCapabilities { file, .. } => file,
+        }
+    }
+}
+
+/// Why a call into a connector instance failed. The instance is named by its connector id
+/// and plugin name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The connector returned an error.
+    #[error("connector `{connector}` (plugin `{plugin}`): `{method}` failed: {message}")]
+    Failed {
+        /// Connector id.
+        connector: String,
+        /// Plugin name.
+        plugin: String,
+        /// The entry point called.
+        method: &'static str,
+        /// The connector's message.
+        message: String,
+    },
+    /// The config did not match the connector's config type.
+    #[error("connector `{connector}` (plugin `{plugin}`): invalid config{}: {message}", if field_path.is_empty() { String::new() } else { format!(" at `{field_path}`") })]
+    Config {
+        /// Connector id.
+        connector: String,
+        /// Plugin name.
+        plugin: String,
+        /// Path of the offending field (`a.b[2]`), empty for the document itself.
+        field_path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The connector panicked; the instance is poisoned.
+    #[error(
+        "connector `{connector}` (plugin `{plugin}`): `{method}` panicked at {location}: {message}"
+    )]
+    Panicked {
+        /// Connector id.
+        connector: String,
+        /// Plugin name.
+        plugin: String,
+        /// The entry point called.
+        method: &'static str,
+        /// The panic message.
+        message: String,
+        /// `file:line:column` in the plugin's source.
+        location: String,
+    },
+    /// The instance panicked earlier and is not called again.
+    #[error(
+        "connector `{connector}` (plugin `{plugin}`): `{method}` refused: the instance is poisoned by an earlier panic"
+    )]
+    Poisoned {
+        /// Connector id.
+        connector: String,
+        /// Plugin name.
+        plugin: String,
+        /// The entry point called.
+        method: &'static str,
+    },
+    /// The connector is not a source (or not a sink) and the call needs one.
+    #[error(
+        "connector `{connector}` (plugin `{plugin}`): `{method}` is not supported: the plugin is not a {side}"
+    )]
+    Unsupported {
+        /// Connector id.
+        connector: String,
+        /// Plugin name.
+        plugin: String,
+        /// The entry point called.
+        method: &'static str,
+        /// `source` or `sink`.
+        side: &'static str,
+    },
+    /// The plugin broke the ABI contract (an unknown status, a foreign vtable...).
+    #[error(
+        "connector `{connector}` (plugin `{plugin}`): `{method}` broke the ABI contract: {message}"
+    )]
+    Protocol {
+        /// Connector id.
+        connector: String,
+        /// Plugin name.
+        plugin: String,
+        /// The entry point called.
+        method: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl CallError {
+    /// Whether the instance is poisoned after this error (it panicked, now or before).
+    pub fn is_poisoning(&self) -> bool {
+        matches!(
+            self,
+            Self::Panicked { .. } | Self::Poisoned { .. } | Self::Protocol { .. }
+        )
+    }
+}

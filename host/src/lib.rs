@@ -1,0 +1,41 @@
+//! The Weir host: finds connector plugins, validates them before trusting any of their code,
+//! and calls into them through a safe API.
+//!
+//! ```no_run
+//! use weir_host::{Plugin, EventBatch, Notice};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plugin = Plugin::load("target/debug/libmetronome.so")?;
+//! println!("{} {} ({})", plugin.name(), plugin.info().version, plugin.info().capabilities());
+//! let mut metronome = plugin.instantiate("tick", &serde_json::json!({ "interval_ms": 10 }))?;
+//! metronome.connect(0)?;
+//! metronome.notify(Notice::Start)?;
+//! let mut batch = EventBatch::new();
+//! metronome.pull(&mut batch, 64)?;
+//! for event in batch.iter() {
+//!     println!("{:?}: {}", event.id, String::from_utf8_lossy(event.bytes));
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every way a plugin file can be wrong ends in a [`LoadError`] naming the file and the
+//! reason; every way a call can go wrong, panics included, in a [`CallError`]. Neither takes
+//! the host down. See `weir_sdk::docs::safety` for the checks, in order.
+
+#![deny(unsafe_code)]
+
+mod error;
+#[expect(
+    unsafe_code,
+    reason = "the loader is the one place where the host touches raw plugin memory"
+)]
+mod loader;
+
+pub use error::{CallError, LoadError};
+pub use loader::{
+    AbiVersion, ConnectorInstance, EventBatch, EventId, Notice, Plugin, PluginInfo, PullStatus,
+    PulledEvent, SinkEvent, SinkOutcome, SinkReply,
+};
+pub use weir_sdk::Circuit;
+pub use weir_sdk::abi::{Feedback, FeedbackKind};

@@ -1,0 +1,683 @@
+//! Connector instances: creating them from a validated plugin and calling into them.
+
+use std::ffi::c_void;
+use std::mem::ManuallyDrop;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use weir_sdk::abi::{
+    AbiSlice, CallStatus, CircuitChange, CloseArgs, ConnectArgs, ConnectorFfi, ConnectorObject,
+    CreateArgs, ErrorKind, EventId, EventWriter, Feedback, FeedbackArgs, HostApi, LogLevel,
+    LogRecord, NotifyArgs, PullArgs, PullHint, RawEvent, RawEventView, ReplyCode, SinkArgs,
+};
+use weir_sdk::{Circuit, PullStatus};
+
+use super::{Checker, ErrorCollector, Plugin, PluginInfo};
+use crate::error::CallError;
+
+/// A lifecycle or circuit-breaker notice for a connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Notice {
+    /// Start running (after a successful connect).
+    Start,
+    /// Pause.
+    Pause,
+    /// Resume after a pause.
+    Resume,
+    /// Drain: no new work will arrive.
+    Drain,
+    /// Stop.
+    Stop,
+    /// (Sources) a downstream sink closed its circuit breaker.
+    CircuitClosed,
+    /// (Sources) every downstream sink's circuit breaker is open again.
+    CircuitOpened,
+}
+
+impl Notice {
+    fn to_abi(self) -> weir_sdk::abi::Notice {
+        use weir_sdk::abi::Notice as N;
+        match self {
+            Notice::Start => N::START,
+            Notice::Pause => N::PAUSE,
+            Notice::Resume => N::RESUME,
+            Notice::Drain => N::DRAIN,
+            Notice::Stop => N::STOP,
+            Notice::CircuitClosed => N::CIRCUIT_CLOSED,
+            Notice::CircuitOpened => N::CIRCUIT_OPENED,
+        }
+    }
+
+    fn method(self) -> &'static str {
+        match self {
+            Notice::Start => "on_start",
+            Notice::Pause => "on_pause",
+            Notice::Resume => "on_resume",
+            Notice::Drain => "on_drain",
+            Notice::Stop => "on_stop",
+            Notice::CircuitClosed | Notice::CircuitOpened => "on_circuit",
+        }
+    }
+}
+
+/// A sink's verdict on one event, as the host sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SinkReply {
+    /// No explicit verdict (the runtime acks it).
+    Auto,
+    /// Delivered.
+    Ack,
+    /// Not delivered.
+    Fail,
+}
+
+/// One event handed to a sink.
+#[derive(Debug, Clone, Copy)]
+pub struct SinkEvent<'a> {
+    /// The encoded payload.
+    pub bytes: &'a [u8],
+    /// Its id at its source.
+    pub id: EventId,
+    /// Metadata (JSON object bytes), empty when absent.
+    pub meta: &'a [u8],
+}
+
+/// What a sink said about a batch.
+#[derive(Debug)]
+pub struct SinkOutcome<'a> {
+    /// One reply per event of the batch, in order.
+    pub replies: &'a [SinkReply],
+    /// The circuit-breaker change the sink asked for, if any.
+    pub circuit: Option<Circuit>,
+    /// Errors the sink returned for single events (those events are replied `Fail`).
+    pub errors: Vec<String>,
+}
+
+/// A host-owned buffer a source fills during [`ConnectorInstance::pull`]. Reuse one batch
+/// across pulls: clearing keeps its memory, so steady-state pulls allocate nothing.
+#[derive(Debug, Default)]
+pub struct EventBatch {
+    data: Vec<u8>,
+    events: Vec<StoredEvent>,
+    ended_streams: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredEvent {
+    id: EventId,
+    bytes: Range<usize>,
+    meta: Range<usize>,
+}
+
+/// One event pulled from a source, borrowed from its [`EventBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PulledEvent<'a> {
+    /// The id the host assigned.
+    pub id: EventId,
+    /// The payload.
+    pub bytes: &'a [u8],
+    /// Metadata (JSON object bytes), empty when absent.
+    pub meta: &'a [u8],
+}
+
+impl EventBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets the events, keeping the memory.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.events.clear();
+        self.ended_streams.clear();
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The events, in the order the source pushed them.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = PulledEvent<'_>> + '_ {
+        self.events.iter().map(|e| PulledEvent {
+            id: e.id,
+            bytes: &self.data[e.bytes.clone()],
+            meta: &self.data[e.meta.clone()],
+        })
+    }
+
+    /// Streams the source ended during the pull.
+    pub fn ended_streams(&self) -> &[u64] {
+        &self.ended_streams
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.data.len();
+        self.data.extend_from_slice(bytes);
+        start..self.data.len()
+    }
+}
+
+/// Per-instance state the plugin reaches through [`HostApi::ctx`].
+#[derive(Debug)]
+struct HostContext {
+    connector_id: String,
+    plugin: String,
+    shutdown_requested: AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Live,
+    Poisoned,
+    Closed,
+}
+
+/// A running connector created by a plugin. Calls are synchronous; a panic inside the
+/// plugin comes back as [`CallError::Panicked`] and poisons the instance (every later call
+/// returns [`CallError::Poisoned`] without entering the plugin; dropping it is safe).
+pub struct ConnectorInstance {
+    object: ManuallyDrop<ConnectorObject>,
+    /// Pointed to by the plugin's `HostApi`; boxed so it does not move, dropped after `object`.
+    host: Box<HostContext>,
+    errors: ErrorCollector,
+    state: State,
+    next_pull: u64,
+    /// Scratch space for `sink_batch`, empty between calls.
+    sink_views: Vec<RawEventView>,
+    sink_codes: Vec<ReplyCode>,
+    sink_replies: Vec<SinkReply>,
+    /// Keeps the library loaded; dropped last.
+    plugin: Plugin,
+}
+
+// SAFETY: `ConnectorObject` is `Send` (the sdk requires `Send` connectors); `HostContext` is
+// `Sync`; `sink_views` holds raw pointers only during a `&mut self` call and is empty otherwise.
+unsafe impl Send for ConnectorInstance {}
+
+impl std::fmt::Debug for ConnectorInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorInstance")
+            .field("connector", &self.host.connector_id)
+            .field("plugin", &self.host.plugin)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// Creates a connector instance from its config (a JSON value; `{}` when it has none).
+    ///
+    /// # Errors
+    /// [`CallError::Config`] naming the offending field when the config does not fit the
+    /// connector's config type, [`CallError::Failed`] when its constructor returns an error,
+    /// [`CallError::Panicked`] when it panics.
+    pub fn instantiate(
+        &self,
+        connector_id: &str,
+        config: &serde_json::Value,
+    ) -> Result<ConnectorInstance, CallError> {
+        let info = &self.inner.info;
+        let host = Box::new(HostContext {
+            connector_id: connector_id.to_owned(),
+            plugin: info.name.clone(),
+            shutdown_requested: AtomicBool::new(false),
+        });
+        let config = config.to_string();
+        let mut errors = ErrorCollector::default();
+        let mut args = CreateArgs {
+            error: errors.sink(),
+            config: AbiSlice::from_str(&config),
+            connector_id: AbiSlice::from_str(connector_id),
+            host: HostApi {
+                struct_size: size_of::<HostApi>(),
+                ctx: (&raw const *host).cast(),
+                log: Some(host_log),
+                request_shutdown: Some(host_request_shutdown),
+            },
+            instance: std::ptr::null_mut(),
+        };
+        // SAFETY: `decl` was validated at load time (in the image, `create` in an executable
+        // segment) and the library is kept loaded by `self`. `args` borrows `config`,
+        // `connector_id` and `errors` for the call; `host` is boxed and handed to the
+        // instance below, so the `HostApi::ctx` pointer stays valid as long as the instance.
+        let status = unsafe { ((*self.inner.decl).create)(&mut args) };
+        let error = |errors: &mut ErrorCollector, method| {
+            instance_error(errors, status, method, connector_id, &info.name)
+        };
+        if status != CallStatus::OK {
+            return Err(error(&mut errors, "new"));
+        }
+        if args.instance.is_null() {
+            return Err(CallError::Protocol {
+                connector: connector_id.to_owned(),
+                plugin: info.name.clone(),
+                method: "new",
+                message: "`create` returned OK but no instance".to_owned(),
+            });
+        }
+        // The instance's first word must point to a validated vtable. The sdk's objects all
+        // point to the declaration's vtable; anything else is checked like it was.
+        let checker = Checker {
+            file: &info.path,
+            image: &self.inner.image,
+        };
+        // SAFETY: a non-null instance returned with OK is a thin trait object allocated by
+        // the plugin: its first word is its vtable pointer. Reading one aligned word from it
+        // is sound; the pointer is not trusted until checked below.
+        let vtable = unsafe {
+            args.instance
+                .cast::<*const weir_sdk::abi::ConnectorVtable>()
+                .read()
+        };
+        if vtable != self.inner.vtable
+            && let Err(e) = checker.vtable(vtable)
+        {
+            // Leak rather than call a `drop` we cannot trust.
+            return Err(CallError::Protocol {
+                connector: connector_id.to_owned(),
+                plugin: info.name.clone(),
+                method: "new",
+                message: format!("the instance's vtable is invalid: {e}"),
+            });
+        }
+        // SAFETY: `args.instance` is a live thin trait object whose vtable was validated; the
+        // host now owns it and drops it exactly once, through its vtable, in `Drop`.
+        let object = unsafe { ConnectorObject::from_raw(args.instance.cast()) };
+        Ok(ConnectorInstance {
+            object: ManuallyDrop::new(object),
+            host,
+            errors,
+            state: State::Live,
+            next_pull: 0,
+            sink_views: Vec::new(),
+            sink_codes: Vec::new(),
+            sink_replies: Vec::new(),
+            plugin: self.clone(),
+        })
+    }
+}
+
+/// Turns a failed status and the reports of the call into a [`CallError`].
+fn instance_error(
+    errors: &mut ErrorCollector,
+    status: CallStatus,
+    method: &'static str,
+    connector: &str,
+    plugin: &str,
+) -> CallError {
+    let connector = connector.to_owned();
+    let plugin = plugin.to_owned();
+    let error = match status {
+        CallStatus::PANICKED => {
+            let panic = errors.take_panic();
+            let (message, location) = panic
+                .map(|p| {
+                    (
+                        p.message,
+                        if p.location.is_empty() {
+                            "<unknown>".to_owned()
+                        } else {
+                            p.location
+                        },
+                    )
+                })
+                .unwrap_or_else(|| ("<no message>".to_owned(), "<unknown>".to_owned()));
+            CallError::Panicked {
+                connector,
+                plugin,
+                method,
+                message,
+                location,
+            }
+        }
+        CallStatus::POISONED => CallError::Poisoned {
+            connector,
+            plugin,
+            method,
+        },
+        CallStatus::UNSUPPORTED => CallError::Unsupported {
+            connector,
+            plugin,
+            method,
+            side: if method == "sink_batch" {
+                "sink"
+            } else {
+                "source"
+            },
+        },
+        CallStatus::ERROR => match errors.reports.iter().find(|r| r.kind == ErrorKind::CONFIG) {
+            Some(config) => CallError::Config {
+                connector,
+                plugin,
+                field_path: config.field_path.clone(),
+                message: config.message.clone(),
+            },
+            None => {
+                let message = errors
+                    .reports
+                    .iter()
+                    .map(|r| r.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                CallError::Failed {
+                    connector,
+                    plugin,
+                    method,
+                    message: if message.is_empty() {
+                        "<no message>".to_owned()
+                    } else {
+                        message
+                    },
+                }
+            }
+        },
+        CallStatus(other) => CallError::Protocol {
+            connector,
+            plugin,
+            method,
+            message: format!("unknown call status {other}"),
+        },
+    };
+    errors.reports.clear();
+    error
+}
+
+impl ConnectorInstance {
+    /// The connector id it was created with.
+    pub fn id(&self) -> &str {
+        &self.host.connector_id
+    }
+
+    /// The plugin it comes from.
+    pub fn plugin(&self) -> &PluginInfo {
+        self.plugin.info()
+    }
+
+    /// Whether a panic poisoned the instance.
+    pub fn is_poisoned(&self) -> bool {
+        self.state == State::Poisoned
+    }
+
+    /// Whether the connector asked the host to shut down.
+    pub fn shutdown_requested(&self) -> bool {
+        self.host.shutdown_requested.load(Ordering::Acquire)
+    }
+
+    /// Refuses the call if the instance cannot take one.
+    fn enter(&mut self, method: &'static str) -> Result<(), CallError> {
+        self.errors.reports.clear();
+        match self.state {
+            State::Live => Ok(()),
+            State::Poisoned | State::Closed => Err(CallError::Poisoned {
+                connector: self.host.connector_id.clone(),
+                plugin: self.host.plugin.clone(),
+                method,
+            }),
+        }
+    }
+
+    /// Maps a call's status to a result, poisoning on panic or protocol violation.
+    fn finish(&mut self, status: CallStatus, method: &'static str) -> Result<(), CallError> {
+        if status == CallStatus::OK {
+            return Ok(());
+        }
+        let error = instance_error(
+            &mut self.errors,
+            status,
+            method,
+            &self.host.connector_id,
+            &self.host.plugin,
+        );
+        if error.is_poisoning() {
+            self.state = State::Poisoned;
+        }
+        Err(error)
+    }
+
+    /// Connects; `attempt` counts retries from 0. `Ok(false)` means "retry later".
+    ///
+    /// # Errors
+    /// See [`CallError`].
+    pub fn connect(&mut self, attempt: u32) -> Result<bool, CallError> {
+        self.enter("connect")?;
+        let mut args = ConnectArgs {
+            error: self.errors.sink(),
+            attempt,
+            connected: false,
+        };
+        let status = self.object.connect(&mut args);
+        self.finish(status, "connect")?;
+        Ok(args.connected)
+    }
+
+    /// Delivers a lifecycle or circuit-breaker notice.
+    ///
+    /// # Errors
+    /// See [`CallError`].
+    pub fn notify(&mut self, notice: Notice) -> Result<(), CallError> {
+        self.enter(notice.method())?;
+        let mut args = NotifyArgs {
+            error: self.errors.sink(),
+            notice: notice.to_abi(),
+        };
+        let status = self.object.notify(&mut args);
+        self.finish(status, notice.method())
+    }
+
+    /// Asks a source for up to `max_events` events, appended to `batch` (which is not
+    /// cleared first). Event ids are assigned here, counting per instance.
+    ///
+    /// # Errors
+    /// [`CallError::Unsupported`] for a sink-only connector; see [`CallError`].
+    pub fn pull(
+        &mut self,
+        batch: &mut EventBatch,
+        max_events: u32,
+    ) -> Result<PullStatus, CallError> {
+        self.enter("pull")?;
+        let mut target = PullTarget {
+            batch,
+            next_pull: &mut self.next_pull,
+        };
+        let mut args = PullArgs {
+            error: self.errors.sink(),
+            writer: EventWriter {
+                ctx: (&raw mut target).cast(),
+                push: push_event,
+                end_stream: end_stream,
+            },
+            max_events,
+            hint: PullHint::EMPTY,
+        };
+        let status = self.object.pull(&mut args);
+        self.finish(status, "pull")?;
+        match args.hint {
+            PullHint::READY => Ok(PullStatus::Ready),
+            PullHint::EMPTY => Ok(PullStatus::Empty),
+            PullHint::FINISHED => Ok(PullStatus::Finished),
+            PullHint(other) => {
+                self.state = State::Poisoned;
+                Err(CallError::Protocol {
+                    connector: self.host.connector_id.clone(),
+                    plugin: self.host.plugin.clone(),
+                    method: "pull",
+                    message: format!("unknown pull hint {other}"),
+                })
+            }
+        }
+    }
+
+    /// Tells a source which of its events were delivered (ack) or not (fail).
+    ///
+    /// # Errors
+    /// See [`CallError`].
+    pub fn feedback(&mut self, items: &[Feedback]) -> Result<(), CallError> {
+        self.enter("source_feedback")?;
+        let mut args = FeedbackArgs {
+            error: self.errors.sink(),
+            items: items.as_ptr(),
+            len: items.len(),
+        };
+        let status = self.object.source_feedback(&mut args);
+        self.finish(status, "source_feedback")
+    }
+
+    /// Hands a batch of events to a sink and returns its replies.
+    ///
+    /// # Errors
+    /// [`CallError::Unsupported`] for a source-only connector; see [`CallError`].
+    pub fn sink_batch(&mut self, events: &[SinkEvent<'_>]) -> Result<SinkOutcome<'_>, CallError> {
+        self.enter("sink_batch")?;
+        self.sink_views.clear();
+        self.sink_views.extend(events.iter().map(|e| RawEventView {
+            bytes: AbiSlice::from_bytes(e.bytes),
+            id: e.id,
+            meta: AbiSlice::from_bytes(e.meta),
+        }));
+        self.sink_codes.clear();
+        self.sink_codes.resize(events.len(), ReplyCode::AUTO);
+        let mut args = SinkArgs {
+            error: self.errors.sink(),
+            events: self.sink_views.as_ptr(),
+            len: self.sink_views.len(),
+            replies: self.sink_codes.as_mut_ptr(),
+            processed: 0,
+            circuit: CircuitChange::NONE,
+        };
+        let status = self.object.sink_batch(&mut args);
+        // The views borrow `events`: never keep them past the call.
+        self.sink_views.clear();
+        self.finish(status, "sink_batch")?;
+        let circuit = match args.circuit {
+            CircuitChange::NONE => None,
+            CircuitChange::CLOSE => Some(Circuit::Closed),
+            CircuitChange::OPEN => Some(Circuit::Open),
+            CircuitChange(other) => {
+                self.state = State::Poisoned;
+                return Err(CallError::Protocol {
+                    connector: self.host.connector_id.clone(),
+                    plugin: self.host.plugin.clone(),
+                    method: "sink_batch",
+                    message: format!("unknown circuit change {other}"),
+                });
+            }
+        };
+        self.sink_replies.clear();
+        let processed = args.processed.min(events.len());
+        self.sink_replies
+            .extend(self.sink_codes[..processed].iter().map(|code| match *code {
+                ReplyCode::ACK => SinkReply::Ack,
+                ReplyCode::FAIL => SinkReply::Fail,
+                _ => SinkReply::Auto,
+            }));
+        // Events the sink did not get to are not delivered.
+        self.sink_replies.resize(events.len(), SinkReply::Fail);
+        let errors = self.errors.reports.drain(..).map(|r| r.message).collect();
+        Ok(SinkOutcome {
+            replies: &self.sink_replies,
+            circuit,
+            errors,
+        })
+    }
+
+    /// Drops the connector's state (its `Drop` runs under the panic trap). The instance
+    /// refuses every call afterwards. Called by `Drop` if not called before.
+    ///
+    /// # Errors
+    /// [`CallError::Panicked`] if the connector's `Drop` panicked.
+    pub fn close(&mut self) -> Result<(), CallError> {
+        if self.state == State::Closed {
+            return Ok(());
+        }
+        self.errors.reports.clear();
+        let mut args = CloseArgs {
+            error: self.errors.sink(),
+        };
+        let status = self.object.close(&mut args);
+        let result = self.finish(status, "drop");
+        self.state = State::Closed;
+        result
+    }
+}
+
+impl Drop for ConnectorInstance {
+    fn drop(&mut self) {
+        if let Err(error) = self.close() {
+            tracing::warn!(%error, "connector failed to close cleanly");
+        }
+        // SAFETY: `object` is dropped exactly once, here, through the plugin's own `drop`
+        // (the plugin frees what it allocated); the library is still loaded (`self.plugin`
+        // is dropped after this) and `host`, which the plugin may reference, too.
+        unsafe { ManuallyDrop::drop(&mut self.object) };
+    }
+}
+
+/// What `push_event` and `end_stream` write into during one pull.
+struct PullTarget<'a> {
+    batch: &'a mut EventBatch,
+    next_pull: &'a mut u64,
+}
+
+unsafe extern "C" fn push_event(ctx: *mut c_void, event: &RawEvent) -> u64 {
+    // SAFETY: `ctx` is the `PullTarget` of the `pull` call in progress (see
+    // `ConnectorInstance::pull`), exclusively ours for the duration of the callback.
+    let target = unsafe { &mut *ctx.cast::<PullTarget<'_>>() };
+    // SAFETY: the plugin passes slices valid for the duration of this callback.
+    let (bytes, meta) = unsafe { (event.bytes.as_bytes(), event.meta.as_bytes()) };
+    let pull = *target.next_pull;
+    *target.next_pull += 1;
+    let bytes = target.batch.append(bytes);
+    let meta = target.batch.append(meta);
+    let id = EventId {
+        stream: event.stream,
+        pull,
+    };
+    target.batch.events.push(StoredEvent { id, bytes, meta });
+    pull
+}
+
+unsafe extern "C" fn end_stream(ctx: *mut c_void, stream: u64) {
+    // SAFETY: as in `push_event`.
+    let target = unsafe { &mut *ctx.cast::<PullTarget<'_>>() };
+    target.batch.ended_streams.push(stream);
+}
+
+unsafe extern "C" fn host_log(ctx: *const c_void, record: &LogRecord) {
+    // SAFETY: `ctx` is the instance's boxed `HostContext`, alive as long as the instance
+    // (see `Plugin::instantiate`); the plugin may call from any thread, and it is `Sync`.
+    let host = unsafe { &*ctx.cast::<HostContext>() };
+    // SAFETY: the plugin passes slices valid for the duration of this callback.
+    let (message, target) = unsafe { (record.message.as_bytes(), record.target.as_bytes()) };
+    let message = String::from_utf8_lossy(message);
+    let target = String::from_utf8_lossy(target);
+    let (connector, plugin) = (&host.connector_id, &host.plugin);
+    match record.level {
+        LogLevel::ERROR => {
+            tracing::error!(target: "weir::plugin", connector, plugin, %target, "{message}")
+        }
+        LogLevel::WARN => {
+            tracing::warn!(target: "weir::plugin", connector, plugin, %target, "{message}")
+        }
+        LogLevel::INFO => {
+            tracing::info!(target: "weir::plugin", connector, plugin, %target, "{message}")
+        }
+        LogLevel::DEBUG => {
+            tracing::debug!(target: "weir::plugin", connector, plugin, %target, "{message}")
+        }
+        _ => tracing::trace!(target: "weir::plugin", connector, plugin, %target, "{message}"),
+    }
+}
+
+unsafe extern "C" fn host_request_shutdown(ctx: *const c_void) {
+    // SAFETY: as in `host_log`.
+    let host = unsafe { &*ctx.cast::<HostContext>() };
+    tracing::info!(connector = %host.connector_id, plugin = %host.plugin, "connector requested shutdown");
+    host.shutdown_requested.store(true, Ordering::Release);
+}

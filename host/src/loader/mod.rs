@@ -1,0 +1,504 @@
+//! Loading and validating plugin files, and the safe handles to what they contain.
+//!
+//! This module is the only place in the host with `unsafe` code. A file goes through the
+//! checks of `weir_sdk::docs::safety` in order; nothing from the library is trusted (no
+//! pointer dereferenced, no function called except the metadata function) before the
+//! checks it depends on have passed.
+
+mod elf;
+mod image;
+mod instance;
+
+use std::ffi::c_void;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use weir_sdk::abi::{
+    AbiSlice, CONNECTOR_ABI, CONNECTOR_VTABLE_LEN, Capabilities, ConnectorPluginDecl,
+    ConnectorVtable, ErrorKind, ErrorReport, ErrorSink, LAYOUT_FINGERPRINT, MAGIC, METADATA_SYMBOL,
+    MetadataFn, PanicStrategy, PluginHeader, PluginKind, TARGET,
+};
+
+use crate::error::LoadError;
+use image::{Access, Image};
+
+pub use instance::{
+    ConnectorInstance, EventBatch, Notice, PulledEvent, SinkEvent, SinkOutcome, SinkReply,
+};
+pub use weir_sdk::PullStatus;
+pub use weir_sdk::abi::{AbiVersion, EventId};
+
+/// What a plugin says about itself, copied out of its validated metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// The plugin's name (what pipelines refer to).
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// The connector ABI version it was built against.
+    pub abi: AbiVersion,
+    /// The `weir-sdk` version it was built with.
+    pub sdk_version: String,
+    /// The target triple it was built for.
+    pub target: String,
+    /// Whether it produces events.
+    pub is_source: bool,
+    /// Whether it consumes events.
+    pub is_sink: bool,
+}
+
+impl PluginInfo {
+    /// `source`, `sink` or `source+sink`.
+    pub fn capabilities(&self) -> &'static str {
+        match (self.is_source, self.is_sink) {
+            (true, true) => "source+sink",
+            (true, false) => "source",
+            (false, true) => "sink",
+            (false, false) => "none",
+        }
+    }
+}
+
+/// A loaded and validated connector plugin. Cheap to clone; the library stays loaded while
+/// any clone or any instance created from it is alive.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<LoadedLibrary>,
+}
+
+/// The library and the validated pointers into it.
+struct LoadedLibrary {
+    info: PluginInfo,
+    decl: *const ConnectorPluginDecl,
+    vtable: *const ConnectorVtable,
+    image: Image,
+    /// Kept last so it is dropped (dlclose'd) after everything else.
+    _library: libloading::os::unix::Library,
+}
+
+// SAFETY: the raw pointers point to immutable `'static` data inside the library, which this
+// struct keeps loaded; reading them from any thread is fine. `Image` is plain data.
+unsafe impl Send for LoadedLibrary {}
+// SAFETY: see the `Send` impl above; nothing in `LoadedLibrary` is mutated after loading.
+unsafe impl Sync for LoadedLibrary {}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("info", &self.inner.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `dlopen` and `dlerror` are serialized: `dlerror` is not thread-safe on every platform.
+static DLOPEN_LOCK: Mutex<()> = Mutex::new(());
+
+/// The longest metadata string accepted.
+const MAX_STRING_LEN: usize = 4096;
+
+impl Plugin {
+    /// Loads and validates a connector plugin.
+    ///
+    /// # Errors
+    /// Each check of `weir_sdk::docs::safety` has its own [`LoadError`] variant naming the
+    /// file and what was expected versus found. A library that is not a Weir plugin (no
+    /// exported metadata function) is refused before it is `dlopen`ed, so its
+    /// constructors never run.
+    ///
+    /// # Platform-specific behaviour
+    /// Linux (ELF, glibc) only. The library is opened with `RTLD_NOW | RTLD_LOCAL`; opening
+    /// the same path twice yields the same image (the dynamic loader reference-counts it),
+    /// so loading a new version of a plugin needs a new path.
+    pub fn load(path: impl AsRef<Path>) -> Result<Plugin, LoadError> {
+        let file = path.as_ref();
+        let started = Instant::now();
+        let symbol = elf::screen(file)?;
+        let library = {
+            let _guard = DLOPEN_LOCK
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // SAFETY: loading a library runs its initializers. The file was screened: it is a
+            // shared object for this machine that exports the Weir metadata function, i.e.
+            // it claims to be a Weir plugin; trusting its initializers is the premise of
+            // in-process plugins (design principle 5 notes the out-of-process mode for the
+            // rest).
+            unsafe {
+                libloading::os::unix::Library::open(
+                    Some(file),
+                    libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL,
+                )
+            }
+            .map_err(|e| LoadError::Dlopen {
+                file: file.to_owned(),
+                message: e.to_string(),
+            })?
+        };
+        let inner = validate(file, library, symbol.address)?;
+        tracing::debug!(
+            file = %file.display(),
+            plugin = %inner.info.name,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "plugin loaded"
+        );
+        Ok(Plugin {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// What the plugin says about itself.
+    pub fn info(&self) -> &PluginInfo {
+        &self.inner.info
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.inner.info.name
+    }
+}
+
+/// Steps 4 to 9: call the metadata function and check everything it points to.
+fn validate(
+    file: &Path,
+    library: libloading::os::unix::Library,
+    symbol_address: u64,
+) -> Result<LoadedLibrary, LoadError> {
+    let path = || file.to_owned();
+    // SAFETY: the ELF symbol table says the symbol is a function, and the sdk defines it
+    // with the `MetadataFn` signature (frozen across all ABI versions).
+    let metadata: MetadataFn = unsafe { library.get::<MetadataFn>(METADATA_SYMBOL.as_bytes()) }
+        .map(|symbol| *symbol)
+        .map_err(|e| LoadError::Dlopen {
+            file: path(),
+            message: e.to_string(),
+        })?;
+    let metadata_address = metadata as usize;
+    let image = Image::containing(metadata_address)
+        .filter(|image| image.bias as u64 + symbol_address == metadata_address as u64)
+        .ok_or_else(|| LoadError::PointerOutsideImage {
+            file: path(),
+            what: format!("`{METADATA_SYMBOL}`"),
+            address: metadata_address,
+            len: 1,
+            segment: Access::Execute.name(),
+        })?;
+    let checker = Checker {
+        file,
+        image: &image,
+    };
+
+    let mut errors = ErrorCollector::default();
+    // SAFETY: `metadata` is the plugin's metadata function (checked above to be the symbol
+    // of this very file, in an executable segment of its image). The sdk traps panics in it.
+    let header = unsafe { metadata(errors.sink()) };
+    if let Some(panic) = errors.take_panic() {
+        return Err(LoadError::MetadataPanicked {
+            file: path(),
+            message: panic.message,
+            location: panic.location,
+        });
+    }
+    if header.is_null() {
+        return Err(LoadError::NullMetadata { file: path() });
+    }
+    checker.aligned(
+        header as usize,
+        align_of::<ConnectorPluginDecl>(),
+        "plugin header",
+    )?;
+    checker.inside(
+        header as usize,
+        size_of::<PluginHeader>(),
+        Access::Read,
+        "plugin header",
+    )?;
+    // SAFETY: `header` is non-null, aligned, and the whole `PluginHeader` lies in a readable
+    // segment of the plugin's image. Every bit pattern is valid for its fields (integers,
+    // byte arrays and raw pointers), so forming a reference is sound.
+    let header_ref: &PluginHeader = unsafe { &*header };
+
+    // Step 5: magic, sizes, kind.
+    if header_ref.magic != MAGIC {
+        return Err(LoadError::BadMagic {
+            file: path(),
+            expected: MAGIC,
+            found: header_ref.magic,
+        });
+    }
+    if (header_ref.header_size as usize) < size_of::<PluginHeader>() {
+        return Err(LoadError::TooSmall {
+            file: path(),
+            what: "header",
+            expected: size_of::<PluginHeader>(),
+            found: header_ref.header_size as usize,
+        });
+    }
+    if header_ref.kind != PluginKind::CONNECTOR {
+        return Err(LoadError::UnsupportedKind {
+            file: path(),
+            found: header_ref.kind.0,
+        });
+    }
+    // Step 6: ABI version.
+    let plugin_abi = header_ref.abi;
+    if plugin_abi.major != CONNECTOR_ABI.major {
+        return Err(LoadError::AbiMajorMismatch {
+            file: path(),
+            host: CONNECTOR_ABI,
+            plugin: plugin_abi,
+        });
+    }
+    if !CONNECTOR_ABI.accepts(plugin_abi) {
+        return Err(LoadError::AbiMinorTooNew {
+            file: path(),
+            host: CONNECTOR_ABI,
+            plugin: plugin_abi,
+        });
+    }
+    // Step 7: layout fingerprint.
+    if header_ref.layout_fingerprint != LAYOUT_FINGERPRINT {
+        return Err(LoadError::LayoutMismatch {
+            file: path(),
+            abi: plugin_abi,
+            host: LAYOUT_FINGERPRINT,
+            plugin: header_ref.layout_fingerprint,
+        });
+    }
+    // Step 8: panic strategy and target.
+    match header_ref.panic_strategy {
+        PanicStrategy::UNWIND => {}
+        PanicStrategy::ABORT => return Err(LoadError::PanicAbort { file: path() }),
+        PanicStrategy(other) => {
+            return Err(LoadError::UnknownPanicStrategy {
+                file: path(),
+                found: other,
+            });
+        }
+    }
+    let target = checker.string(header_ref.target, "target")?;
+    if target != TARGET {
+        return Err(LoadError::TargetMismatch {
+            file: path(),
+            host: TARGET.to_owned(),
+            plugin: target,
+        });
+    }
+    let info = PluginInfo {
+        path: path(),
+        name: checker.string(header_ref.name, "name")?,
+        version: checker.string(header_ref.version, "version")?,
+        abi: plugin_abi,
+        sdk_version: checker.string(header_ref.sdk_version, "sdk version")?,
+        target,
+        is_source: false,
+        is_sink: false,
+    };
+    if info.name.is_empty() {
+        return Err(LoadError::InvalidString {
+            file: path(),
+            field: "name",
+            reason: "empty".to_owned(),
+        });
+    }
+
+    // Step 9: the declaration and the vtable.
+    if (header_ref.decl_size as usize) < size_of::<ConnectorPluginDecl>() {
+        return Err(LoadError::TooSmall {
+            file: path(),
+            what: "declaration",
+            expected: size_of::<ConnectorPluginDecl>(),
+            found: header_ref.decl_size as usize,
+        });
+    }
+    let decl = header.cast::<ConnectorPluginDecl>();
+    checker.inside(
+        decl as usize,
+        size_of::<ConnectorPluginDecl>(),
+        Access::Read,
+        "connector declaration",
+    )?;
+    // SAFETY: the declaration lies in a readable segment of the image and is aligned (checked
+    // above for the header, which is its first field). We read the `create` field as a plain
+    // word because a null function pointer would be an invalid value of the fn-pointer type.
+    let create_word = unsafe { (&raw const (*decl).create).cast::<usize>().read() };
+    checker.inside(create_word, 1, Access::Execute, "`create` function")?;
+    // SAFETY: as above; `capabilities` is a `u32` newtype and `vtable` a raw pointer, for
+    // which every bit pattern is valid.
+    let (capabilities, vtable) = unsafe { ((*decl).capabilities, (*decl).vtable) };
+    if capabilities.0 == 0 || !Capabilities::ALL.contains(capabilities) {
+        return Err(LoadError::InvalidCapabilities {
+            file: path(),
+            bits: capabilities.0,
+        });
+    }
+    checker.vtable(vtable)?;
+    Ok(LoadedLibrary {
+        info: PluginInfo {
+            is_source: capabilities.contains(Capabilities::SOURCE),
+            is_sink: capabilities.contains(Capabilities::SINK),
+            ..info
+        },
+        decl,
+        vtable,
+        image,
+        _library: library,
+    })
+}
+
+/// Pointer checks against one plugin's image, producing errors that name the file.
+struct Checker<'a> {
+    file: &'a Path,
+    image: &'a Image,
+}
+
+impl Checker<'_> {
+    fn aligned(&self, address: usize, align: usize, what: &str) -> Result<(), LoadError> {
+        if address % align == 0 {
+            Ok(())
+        } else {
+            Err(LoadError::Misaligned {
+                file: self.file.to_owned(),
+                what: what.to_owned(),
+                address,
+                align,
+            })
+        }
+    }
+
+    fn inside(
+        &self,
+        address: usize,
+        len: usize,
+        access: Access,
+        what: &str,
+    ) -> Result<(), LoadError> {
+        if self.image.contains(address, len, access) {
+            Ok(())
+        } else {
+            Err(LoadError::PointerOutsideImage {
+                file: self.file.to_owned(),
+                what: what.to_owned(),
+                address,
+                len,
+                segment: access.name(),
+            })
+        }
+    }
+
+    /// Copies a metadata string after checking it lies in the image and is UTF-8.
+    fn string(&self, slice: AbiSlice, field: &'static str) -> Result<String, LoadError> {
+        let invalid = |reason: String| LoadError::InvalidString {
+            file: self.file.to_owned(),
+            field,
+            reason,
+        };
+        if slice.len > MAX_STRING_LEN {
+            return Err(invalid(format!(
+                "{} bytes long, at most {MAX_STRING_LEN} allowed",
+                slice.len
+            )));
+        }
+        if slice.len == 0 {
+            return Ok(String::new());
+        }
+        self.inside(
+            slice.ptr as usize,
+            slice.len,
+            Access::Read,
+            &format!("{field} string"),
+        )?;
+        // SAFETY: the bytes lie in a readable segment of the plugin image, which stays mapped
+        // for this call; metadata strings are immutable `'static` data of the plugin.
+        let bytes = unsafe { slice.as_bytes() };
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|e| invalid(format!("not UTF-8: {e}")))
+    }
+
+    /// Checks that `vtable` is aligned, readable, and that each of its function pointers
+    /// is non-null and inside an executable segment of the image.
+    fn vtable(&self, vtable: *const ConnectorVtable) -> Result<(), LoadError> {
+        self.aligned(
+            vtable as usize,
+            align_of::<ConnectorVtable>(),
+            "connector vtable",
+        )?;
+        self.inside(
+            vtable as usize,
+            size_of::<ConnectorVtable>(),
+            Access::Read,
+            "connector vtable",
+        )?;
+        // SAFETY: the vtable lies, aligned, in a readable segment of the image; it is read as
+        // plain words (the `const` assertion in the sdk pins it to CONNECTOR_VTABLE_LEN
+        // pointer-sized fields), so null entries are not yet invalid values.
+        let words = unsafe { vtable.cast::<[usize; CONNECTOR_VTABLE_LEN]>().read() };
+        for (index, word) in words.into_iter().enumerate() {
+            let what = format!("connector vtable entry {index} ({})", VTABLE_FIELDS[index]);
+            self.inside(word, 1, Access::Execute, &what)?;
+        }
+        Ok(())
+    }
+}
+
+/// Names of the [`ConnectorVtable`] fields, in order, for error messages.
+const VTABLE_FIELDS: [&str; CONNECTOR_VTABLE_LEN] = [
+    "connect",
+    "notify",
+    "pull",
+    "source_feedback",
+    "sink_batch",
+    "close",
+    "extension",
+    "drop",
+];
+
+/// One error report copied out of the plugin.
+#[derive(Debug, Clone)]
+pub(crate) struct Report {
+    pub(crate) kind: ErrorKind,
+    pub(crate) message: String,
+    pub(crate) location: String,
+    pub(crate) field_path: String,
+}
+
+/// Host side of an [`ErrorSink`]: copies the reports of one call.
+#[derive(Debug, Default)]
+pub(crate) struct ErrorCollector {
+    pub(crate) reports: Vec<Report>,
+}
+
+impl ErrorCollector {
+    /// A sink writing into `self`; valid while `self` is neither moved nor dropped.
+    pub(crate) fn sink(&mut self) -> ErrorSink {
+        ErrorSink {
+            ctx: (self as *mut Self).cast(),
+            report: Some(collect_report),
+        }
+    }
+
+    /// Removes and returns the first panic report, if any.
+    pub(crate) fn take_panic(&mut self) -> Option<Report> {
+        let index = self
+            .reports
+            .iter()
+            .position(|r| r.kind == ErrorKind::PANIC)?;
+        Some(self.reports.remove(index))
+    }
+}
+
+unsafe extern "C" fn collect_report(ctx: *mut c_void, report: &ErrorReport) {
+    // SAFETY: `ctx` is the `ErrorCollector` that built this sink, alive and not otherwise
+    // borrowed for the duration of the call it was passed to (see `ErrorCollector::sink`).
+    let collector = unsafe { &mut *ctx.cast::<ErrorCollector>() };
+    // SAFETY: the plugin passes slices valid for the duration of this callback.
+    let text = |slice: AbiSlice| String::from_utf8_lossy(unsafe { slice.as_bytes() }).into_owned();
+    collector.reports.push(Report {
+        kind: report.kind,
+        message: text(report.message),
+        location: text(report.location),
+        field_path: text(report.field_path),
+    });
+}

@@ -1,0 +1,94 @@
+//! Code generation. Only called with an impl that passed every check, except for
+//! [`fallback`], which keeps the user's impl compiling next to the errors.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{ImplItem, Item, ItemImpl};
+
+use crate::attr::PluginOptions;
+use crate::check::check;
+use crate::errors::Errors;
+use crate::model::{CONNECTOR_METHODS, ConnectorImpl};
+
+/// The whole expansion of `#[connector_plugin(args)] input`.
+pub(crate) fn connector_plugin(args: TokenStream, input: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let options = PluginOptions::parse(args, &mut errors);
+    let item: Item = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(error) => {
+            errors.push(error);
+            return fallback(input, errors);
+        }
+    };
+    let Some(connector) = ConnectorImpl::from_item(&item, &mut errors) else {
+        return fallback(input, errors);
+    };
+    check(&connector, &mut errors);
+    if !errors.is_empty() {
+        let cleaned = strip_invalid(connector.item);
+        return fallback(quote!(#cleaned), errors);
+    }
+    generate(&connector, &options)
+}
+
+/// The user's impl, unchanged, and the export glue.
+fn generate(connector: &ConnectorImpl<'_>, options: &PluginOptions) -> TokenStream {
+    let item = connector.item;
+    let self_ty = connector.self_ty;
+    let krate = match &options.krate {
+        Some(path) => quote!(#path),
+        None => quote!(::weir_sdk),
+    };
+    let name = match &options.name {
+        Some(name) => quote!(#name),
+        None => quote!(::core::env!("CARGO_PKG_NAME")),
+    };
+    let version = match &options.version {
+        Some(version) => quote!(#version),
+        None => quote!(::core::env!("CARGO_PKG_VERSION")),
+    };
+    let capabilities = match (connector.is_source(), connector.is_sink()) {
+        (true, true) => quote!(#krate::abi::Capabilities::ALL),
+        (true, false) => quote!(#krate::abi::Capabilities::SOURCE),
+        _ => quote!(#krate::abi::Capabilities::SINK),
+    };
+    quote! {
+        #item
+
+        const _: () = {
+            impl #krate::__private::Export for #self_ty {
+                const NAME: &'static str = #name;
+                const VERSION: &'static str = #version;
+                const CAPABILITIES: #krate::abi::Capabilities = #capabilities;
+            }
+            #krate::__private::export_connector!(#self_ty);
+        };
+    }
+}
+
+/// The errors, plus the user's tokens, so that follow-on errors do not cascade and IDEs
+/// keep working (like thiserror's and tokio's fallbacks).
+fn fallback(item: TokenStream, errors: Errors) -> TokenStream {
+    let errors = errors.into_compile_errors();
+    quote! {
+        #errors
+        #item
+    }
+}
+
+/// The impl without what was already reported: unknown methods are removed and `async`
+/// dropped, so rustc does not report the same mistakes a second time.
+fn strip_invalid(item: &ItemImpl) -> ItemImpl {
+    let mut item = item.clone();
+    item.items.retain(|i| match i {
+        ImplItem::Fn(f) => CONNECTOR_METHODS.iter().any(|known| f.sig.ident == known),
+        _ => true,
+    });
+    for i in &mut item.items {
+        if let ImplItem::Fn(f) = i {
+            f.sig.asyncness = None;
+        }
+    }
+    item
+}

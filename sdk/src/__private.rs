@@ -1,0 +1,458 @@
+//! Glue that `#[connector_plugin]` expands to. Not public API: no semver guarantees.
+//!
+//! The generated code is thin: it implements [`Export`] for the user's type and invokes
+//! [`export_connector!`](crate::__export_connector). Everything that touches raw pointers or
+//! catches panics is written once, here.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Once, OnceLock};
+
+use serde::de::DeserializeOwned;
+
+use crate::abi::{
+    AbiSlice, CONNECTOR_ABI, CallStatus, Capabilities, CircuitChange, CloseArgs, ConnectArgs,
+    ConnectorFfi, ConnectorObject, ConnectorPluginDecl, ConnectorVtable, CreateArgs, ErrorKind,
+    ErrorReport, ErrorSink, ExtensionArgs, FeedbackArgs, FeedbackKind, HostApi, LAYOUT_FINGERPRINT,
+    MAGIC, Notice, NotifyArgs, PanicStrategy, PluginHeader, PluginKind, PullArgs, PullHint,
+    ReplyCode, SinkArgs,
+};
+use crate::connector::{
+    Circuit, Connector, ConnectorContext, Event, PullStatus, SinkContext, SinkReply, SourceBatch,
+};
+
+pub use crate::__export_connector as export_connector;
+
+/// What `#[connector_plugin]` knows about a connector type at compile time.
+pub trait Export: Connector {
+    /// The plugin's name.
+    const NAME: &'static str;
+    /// The plugin's own version.
+    const VERSION: &'static str;
+    /// Source, sink, or both, as inferred from the methods the impl defines.
+    const CAPABILITIES: Capabilities;
+}
+
+/// Defines the exported metadata function for a connector type implementing [`Export`].
+///
+/// Written as a `macro_rules!` in the sdk (not as tokens from the proc macro) so that the
+/// `no_mangle` attribute is not attributed to the plugin crate, which keeps
+/// `#![forbid(unsafe_code)]` usable in plugins.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_connector {
+    ($ty:ty) => {
+        /// Weir plugin metadata: returns the plugin's `ConnectorPluginDecl`.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn weir_plugin_metadata(
+            error: $crate::abi::ErrorSink,
+        ) -> *const $crate::abi::PluginHeader {
+            static DECL: ::std::sync::OnceLock<$crate::abi::ConnectorPluginDecl> =
+                ::std::sync::OnceLock::new();
+            // Evaluated here, in the plugin crate, with the plugin's own profile.
+            let panic_strategy = if ::core::cfg!(panic = "unwind") {
+                $crate::abi::PanicStrategy::UNWIND
+            } else {
+                $crate::abi::PanicStrategy::ABORT
+            };
+            $crate::__private::metadata::<$ty>(&DECL, panic_strategy, error)
+        }
+    };
+}
+
+/// Builds (once) and returns the plugin's declaration, trapping any panic.
+pub fn metadata<T: Export>(
+    decl: &'static OnceLock<ConnectorPluginDecl>,
+    panic_strategy: PanicStrategy,
+    error: ErrorSink,
+) -> *const PluginHeader {
+    trap(error, || {
+        let decl = decl.get_or_init(|| ConnectorPluginDecl {
+            header: PluginHeader {
+                magic: MAGIC,
+                header_size: size_of::<PluginHeader>() as u32,
+                kind: PluginKind::CONNECTOR,
+                abi: CONNECTOR_ABI,
+                decl_size: size_of::<ConnectorPluginDecl>() as u32,
+                layout_fingerprint: LAYOUT_FINGERPRINT,
+                panic_strategy,
+                target: AbiSlice::from_str(crate::abi::TARGET),
+                sdk_version: AbiSlice::from_str(env!("CARGO_PKG_VERSION")),
+                name: AbiSlice::from_str(T::NAME),
+                version: AbiSlice::from_str(T::VERSION),
+            },
+            capabilities: T::CAPABILITIES,
+            vtable: vtable_of::<T>(),
+            create: create::<T>,
+        });
+        &decl.header as *const PluginHeader
+    })
+    .unwrap_or(core::ptr::null())
+}
+
+/// The address of the vtable `thin_trait_object` generated for `Adapter<T>`.
+///
+/// `thin_trait_object` only hands the vtable out through an object, so this builds an
+/// empty one (no connector state, no user code runs) and reads its vtable pointer.
+fn vtable_of<T: Export>() -> *const ConnectorVtable {
+    let empty = ConnectorObject::new(Adapter::<T> {
+        state: None,
+        ctx: ConnectorContext::new(String::new(), NO_HOST),
+        poisoned: false,
+    });
+    empty.vtable() as *const ConnectorVtable
+}
+
+const NO_HOST: HostApi = HostApi {
+    struct_size: 0,
+    ctx: core::ptr::null(),
+    log: None,
+    request_shutdown: None,
+};
+
+/// Creates an instance: parses the config, runs `T::new`, boxes the state behind the
+/// vtable. Never unwinds.
+extern "C" fn create<T: Export>(args: &mut CreateArgs) -> CallStatus {
+    args.instance = core::ptr::null_mut();
+    let error = args.error;
+    // SAFETY: the host passes slices that are valid for the duration of this call.
+    let (config, id) = unsafe { (args.config.as_bytes(), args.connector_id.as_bytes()) };
+    let host = args.host;
+    let created = trap(error, || {
+        let config = parse_config::<T::Config>(config)?;
+        let ctx = ConnectorContext::new(String::from_utf8_lossy(id).into_owned(), host);
+        let state = T::new(config, &ctx)
+            .map_err(|e| (ErrorKind::CONNECTOR, e.to_string(), String::new()))?;
+        let adapter = Adapter::<T> {
+            state: Some(state),
+            ctx,
+            poisoned: false,
+        };
+        Ok(ConnectorObject::new(adapter).into_raw())
+    });
+    match created {
+        None => CallStatus::PANICKED,
+        Some(Err((kind, message, field_path))) => {
+            report(error, kind, &message, "", &field_path);
+            CallStatus::ERROR
+        }
+        Some(Ok(instance)) => {
+            args.instance = instance.cast();
+            CallStatus::OK
+        }
+    }
+}
+
+fn parse_config<C: DeserializeOwned>(json: &[u8]) -> Result<C, (ErrorKind, String, String)> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(json);
+    let value = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let inner = error.into_inner();
+        // serde_json appends "at line L column C" of the host-generated JSON document,
+        // which means nothing to the user: the field path says where the problem is.
+        let mut message = inner.to_string();
+        if inner.line() > 0
+            && let Some(cut) = message.rfind(" at line ")
+        {
+            message.truncate(cut);
+        }
+        (ErrorKind::CONFIG, message, path)
+    })?;
+    Ok(value)
+}
+
+/// The connector state behind the vtable, with the poison flag the trampolines maintain.
+pub struct Adapter<T: Connector> {
+    state: Option<T>,
+    ctx: ConnectorContext,
+    poisoned: bool,
+}
+
+impl<T: Connector> Adapter<T> {
+    /// Runs `f` on the state under the panic trap. Errors are reported to `error`; a panic
+    /// poisons the instance.
+    fn call<R>(
+        &mut self,
+        error: ErrorSink,
+        f: impl FnOnce(&mut T, &ConnectorContext) -> crate::Result<R>,
+    ) -> Result<R, CallStatus> {
+        if self.poisoned {
+            return Err(CallStatus::POISONED);
+        }
+        let Some(state) = self.state.as_mut() else {
+            report(
+                error,
+                ErrorKind::CONNECTOR,
+                "the connector was closed",
+                "",
+                "",
+            );
+            return Err(CallStatus::POISONED);
+        };
+        let ctx = &self.ctx;
+        match trap(error, || f(state, ctx)) {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => {
+                report(error, ErrorKind::CONNECTOR, e.message(), "", "");
+                Err(CallStatus::ERROR)
+            }
+            None => {
+                self.poisoned = true;
+                Err(CallStatus::PANICKED)
+            }
+        }
+    }
+}
+
+fn status<R>(result: Result<R, CallStatus>) -> CallStatus {
+    match result {
+        Ok(_) => CallStatus::OK,
+        Err(status) => status,
+    }
+}
+
+impl<T: Export> ConnectorFfi for Adapter<T> {
+    extern "C" fn connect(&mut self, args: &mut ConnectArgs) -> CallStatus {
+        let attempt = args.attempt;
+        let result = self.call(args.error, |state, ctx| state.connect(ctx, attempt));
+        args.connected = matches!(result, Ok(true));
+        status(result)
+    }
+
+    extern "C" fn notify(&mut self, args: &mut NotifyArgs) -> CallStatus {
+        let notice = args.notice;
+        status(self.call(args.error, |state, ctx| match notice {
+            Notice::START => state.on_start(ctx),
+            Notice::PAUSE => state.on_pause(ctx),
+            Notice::RESUME => state.on_resume(ctx),
+            Notice::DRAIN => state.on_drain(ctx),
+            Notice::STOP => state.on_stop(ctx),
+            Notice::CIRCUIT_CLOSED => state.on_circuit(ctx, Circuit::Closed),
+            Notice::CIRCUIT_OPENED => state.on_circuit(ctx, Circuit::Open),
+            Notice(other) => Err(crate::Error::new(format!("unknown notice {other}"))),
+        }))
+    }
+
+    extern "C" fn pull(&mut self, args: &mut PullArgs) -> CallStatus {
+        if !T::CAPABILITIES.contains(Capabilities::SOURCE) {
+            return CallStatus::UNSUPPORTED;
+        }
+        let writer = args.writer;
+        let capacity = args.max_events as usize;
+        let result = self.call(args.error, |state, ctx| {
+            state.pull(ctx, &mut SourceBatch::new(&writer, capacity))
+        });
+        if let Ok(pulled) = result {
+            args.hint = match pulled {
+                PullStatus::Ready => PullHint::READY,
+                PullStatus::Empty => PullHint::EMPTY,
+                PullStatus::Finished => PullHint::FINISHED,
+            };
+        }
+        status(result)
+    }
+
+    extern "C" fn source_feedback(&mut self, args: &mut FeedbackArgs) -> CallStatus {
+        if !T::CAPABILITIES.contains(Capabilities::SOURCE) {
+            return CallStatus::UNSUPPORTED;
+        }
+        // SAFETY: the host passes `len` valid `Feedback` items for the duration of the call.
+        let items = unsafe { slice_from_raw(args.items, args.len) };
+        status(self.call(args.error, |state, ctx| {
+            for item in items {
+                match item.kind {
+                    FeedbackKind::ACK => state.on_ack(ctx, item.id)?,
+                    FeedbackKind::FAIL => state.on_fail(ctx, item.id)?,
+                    FeedbackKind(other) => {
+                        return Err(crate::Error::new(format!("unknown feedback kind {other}")));
+                    }
+                }
+            }
+            Ok(())
+        }))
+    }
+
+    extern "C" fn sink_batch(&mut self, args: &mut SinkArgs) -> CallStatus {
+        if !T::CAPABILITIES.contains(Capabilities::SINK) {
+            return CallStatus::UNSUPPORTED;
+        }
+        let error = args.error;
+        // SAFETY: the host passes `len` valid event views and `len` writable reply slots,
+        // not aliased by anything else, for the duration of the call.
+        let (events, replies) = unsafe {
+            (
+                slice_from_raw(args.events, args.len),
+                slice_from_raw_mut(args.replies, args.len),
+            )
+        };
+        let mut circuit = CircuitChange::NONE;
+        let mut processed = 0;
+        let result = self.call(error, |state, ctx| {
+            for (view, reply) in events.iter().zip(replies.iter_mut()) {
+                // SAFETY: the host keeps the event bytes alive for the duration of the call.
+                let (bytes, meta) = unsafe { (view.bytes.as_bytes(), view.meta.as_bytes()) };
+                let event = Event {
+                    bytes,
+                    id: view.id,
+                    meta,
+                };
+                let mut sink_ctx = SinkContext::new(ctx, &mut circuit);
+                *reply = match state.on_event(&mut sink_ctx, event) {
+                    Ok(SinkReply::Auto) => ReplyCode::AUTO,
+                    Ok(SinkReply::Ack) => ReplyCode::ACK,
+                    Ok(SinkReply::Fail) => ReplyCode::FAIL,
+                    Err(e) => {
+                        report(error, ErrorKind::CONNECTOR, e.message(), "", "");
+                        ReplyCode::FAIL
+                    }
+                };
+                processed += 1;
+            }
+            Ok(())
+        });
+        args.processed = processed;
+        args.circuit = circuit;
+        status(result)
+    }
+
+    extern "C" fn close(&mut self, args: &mut CloseArgs) -> CallStatus {
+        let Some(state) = self.state.take() else {
+            return CallStatus::OK;
+        };
+        match trap(args.error, move || drop(state)) {
+            Some(()) => CallStatus::OK,
+            None => {
+                self.poisoned = true;
+                CallStatus::PANICKED
+            }
+        }
+    }
+
+    extern "C" fn extension(&mut self, args: &mut ExtensionArgs) -> CallStatus {
+        // ABI 1.0 defines no extension tables yet; see `docs::abi_evolution`.
+        args.table = core::ptr::null();
+        CallStatus::OK
+    }
+}
+
+impl<T: Connector> Drop for Adapter<T> {
+    fn drop(&mut self) {
+        // The host calls `close` first and gets any panic reported; this is the fallback for
+        // a host that did not, where there is nobody left to report to.
+        if let Some(state) = self.state.take() {
+            let _ = trap(ErrorSink::DISCARD, move || drop(state));
+        }
+    }
+}
+
+/// # Safety
+/// `ptr` must be valid for `len` reads of `T` for `'a` (it may be null when `len` is 0).
+unsafe fn slice_from_raw<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts(ptr, len) }
+}
+
+/// # Safety
+/// `ptr` must be valid for `len` reads and writes of `T` for `'a`, not aliased elsewhere
+/// (it may be null when `len` is 0).
+unsafe fn slice_from_raw_mut<'a, T>(ptr: *mut T, len: usize) -> &'a mut [T] {
+    if len == 0 {
+        return &mut [];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+}
+
+/// Sends one error report to the host, if it wants reports.
+pub fn report(error: ErrorSink, kind: ErrorKind, message: &str, location: &str, field_path: &str) {
+    let Some(report) = error.report else { return };
+    let record = ErrorReport {
+        kind,
+        message: AbiSlice::from_str(message),
+        location: AbiSlice::from_str(location),
+        field_path: AbiSlice::from_str(field_path),
+    };
+    // SAFETY: the host passed this function and context for the duration of the current
+    // call; `record` borrows strings that outlive the call.
+    unsafe { report(error.ctx, &record) };
+}
+
+thread_local! {
+    /// How many trampolines are active on this thread (they can nest: `create` runs `new`).
+    static TRAP_DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// The last panic caught by the hook on this thread, with its location.
+    static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
+
+/// Installs (once per plugin: every cdylib has its own std and so its own hook) a panic hook
+/// that records the message and location of panics inside a trampoline instead of printing
+/// them, and defers to the previous hook for every other panic.
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let trapped = TRAP_DEPTH.try_with(Cell::get).unwrap_or(0) > 0;
+            if !trapped {
+                return previous(info);
+            }
+            let message = payload_message(info.payload());
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            let _ = LAST_PANIC.try_with(|last| *last.borrow_mut() = Some((message, location)));
+        }));
+    });
+}
+
+fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// Aborts the process if dropped during unwinding: a panic that escapes a trampoline
+/// anyway (a panicking panic payload `Drop`) must not unwind into `extern "C"` frames.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        eprintln!("weir plugin: a panic escaped the trampoline; aborting");
+        std::process::abort();
+    }
+}
+
+/// Runs `f`, catching any panic. A panic is reported to `error` (message and location) and
+/// yields `None`. Never unwinds.
+pub fn trap<R>(error: ErrorSink, f: impl FnOnce() -> R) -> Option<R> {
+    install_panic_hook();
+    let guard = AbortOnUnwind;
+    TRAP_DEPTH.with(|depth| depth.set(depth.get() + 1));
+    // AssertUnwindSafe: after a panic the instance is poisoned and never called again, so
+    // no broken invariant of the captured state is observed.
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    TRAP_DEPTH.with(|depth| depth.set(depth.get() - 1));
+    let value = match result {
+        Ok(value) => Some(value),
+        Err(payload) => {
+            let (message, location) = LAST_PANIC
+                .with(|last| last.borrow_mut().take())
+                .unwrap_or_else(|| (payload_message(&*payload), String::new()));
+            report(error, ErrorKind::PANIC, &message, &location, "");
+            drop(payload);
+            None
+        }
+    };
+    core::mem::forget(guard);
+    value
+}

@@ -1,0 +1,55 @@
+//! # How the plugin ABI evolves
+//!
+//! Each plugin kind has its own ABI version, `major.minor`, owned by `weir-sdk` (for
+//! connectors: [`CONNECTOR_ABI`](crate::abi::CONNECTOR_ABI)). It is never the plugin crate's
+//! own version. A plugin records the version it was built against in its
+//! [`PluginHeader`](crate::abi::PluginHeader); the host loads it when
+//! [`AbiVersion::accepts`](crate::abi::AbiVersion::accepts) says so:
+//!
+//! - **same major**, and
+//! - **plugin minor ≤ host minor**. An older plugin lacks only appended items, which the host
+//!   detects and replaces with defaults. A newer plugin may call host functions this host
+//!   does not have, so it is refused.
+//!
+//! ## What a minor version may do (append-only)
+//!
+//! 1. **Append fields** at the end of a struct that carries its own size: the plugin's
+//!    declaration (`PluginHeader::decl_size`) and the host's services
+//!    ([`HostApi::struct_size`](crate::abi::HostApi::struct_size)). The reader treats a field
+//!    the writer's size does not cover as absent (`None`, default behaviour).
+//! 2. **Add methods to a connector** through an *extension table*: a new `#[repr(C)]` struct of
+//!    function pointers with a new id, returned by
+//!    [`ConnectorFfi::extension`](crate::abi::ConnectorFfi::extension). A plugin built
+//!    against an older minor returns null for ids it does not know, and the host falls back
+//!    to the default. The vtable itself ([`ConnectorVtable`](crate::abi::ConnectorVtable))
+//!    never grows: `thin_trait_object` places `drop` last, so appending a method would move it.
+//! 3. **Define new values** of the integer newtypes (`Notice`, `CircuitChange`, ...) only where
+//!    the receiver is told by the version that it may see them: a host never sends a notice
+//!    newer than the plugin's minor, and every receiver rejects unknown values as errors.
+//! 4. Add new plugin kinds, each with its own version.
+//!
+//! Extension ids defined so far: none (ABI 1.0).
+//!
+//! ## What needs a major version
+//!
+//! Anything else: reordering, removing or retyping a field, changing a function signature,
+//! changing the meaning of an existing value, changing the metadata symbol's signature.
+//! The first four fields of `PluginHeader` (`magic`, `header_size`, `kind`, `abi`) never change
+//! at all, so that every host can read the version of every plugin and refuse it clearly.
+//!
+//! ## The breaking change by mistake
+//!
+//! [`LAYOUT_FINGERPRINT`](crate::abi::LAYOUT_FINGERPRINT) is computed at compile time from the
+//! definition of every frozen type: names, declared field types, sizes, alignments and offsets.
+//! A change to any of them without a version bump changes the fingerprint, and the host refuses
+//! a plugin whose fingerprint differs from its own (`LoadError::LayoutMismatch`) instead of
+//! misreading its memory. So a version bump is never optional: when a frozen type changes, bump
+//! the major (or append as above and bump the minor) *and* expect the fingerprint to change.
+//!
+//! ## Checklist for a minor bump
+//!
+//! - Append only; update the layout list in `abi.rs` (the compile-time completeness check
+//!   fails until you do).
+//! - Bump `CONNECTOR_ABI.minor`.
+//! - Freeze a copy of a plugin built against the previous minor as a test fixture, and test
+//!   that it still loads and runs on the new host.

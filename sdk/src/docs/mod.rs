@@ -1,0 +1,4 @@
+//! Prose guides, as doc-only modules.
+
+pub mod abi_evolution;
+pub mod safety;

@@ -1,0 +1,45 @@
+//! # Safety: what the host checks, and what a plugin must not do
+//!
+//! ## Before trusting a library
+//!
+//! The host loads a plugin file in a fixed order, each step with its own typed error naming the
+//! file (`weir_host::LoadError`):
+//!
+//! 1. The path is a regular file of sane size, an ELF shared object for the host's machine.
+//! 2. Its dynamic symbol table exports [`METADATA_SYMBOL`](crate::abi::METADATA_SYMBOL) **as a
+//!    function**. This is read from the file before `dlopen`, so a library that is not a Weir
+//!    plugin never runs its constructors in the host.
+//! 3. `dlopen` (serialized).
+//! 4. The metadata function is called (it traps its own panics). The pointer it returns must be
+//!    non-null, aligned, and inside the plugin's own mapped image.
+//! 5. Magic, header size, plugin kind.
+//! 6. ABI major equal, minor compatible (see [`abi_evolution`](super::abi_evolution)).
+//! 7. Layout fingerprint equal.
+//! 8. Panic strategy `unwind` (a `panic = "abort"` plugin would take the host down with any
+//!    panic) and the same target triple.
+//! 9. Every string and every function pointer of the declaration and vtable is non-null and
+//!    inside the plugin's image.
+//! 10. The constructor runs under the trampoline; a config error names the field.
+//!
+//! ## Panics
+//!
+//! Every entry point runs the connector's code under `catch_unwind`, inside the plugin. A panic
+//! unwinding out of an `extern "C"` function would abort the process, and the host cannot catch
+//! it either: each cdylib has its own copy of `std`. The plugin's own panic hook records the
+//! message and location, and the host receives them as an error. The instance is then
+//! *poisoned*: it refuses every call but `drop`.
+//!
+//! ## Memory
+//!
+//! Each side frees what it allocated: the plugin's state is allocated and freed by the plugin
+//! (through the vtable's `drop`); bytes cross as borrowed slices valid for one call; errors and
+//! events are copied by host callbacks. A library is never unloaded while an instance created
+//! from it is alive.
+//!
+//! ## What a plugin must not do
+//!
+//! - Keep a borrowed event, batch or context beyond the call it was given in (the types'
+//!   lifetimes enforce this in safe code).
+//! - Spawn threads that call into the host after the instance is dropped.
+//! - Segfault: memory errors in a plugin still take the host down (an out-of-process mode is
+//!   the planned answer).
