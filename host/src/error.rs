@@ -98,7 +98,15 @@ pub enum LoadError {
         /// The required alignment.
         align: usize,
     },
-    /// A pointer the plugin handed out is null or points outside the plugin's own image.
+    /// A pointer the plugin handed out is null.
+    #[error("{}: {what} is a null pointer", file.display())]
+    NullPointer {
+        /// The plugin file.
+        file: PathBuf,
+        /// What the pointer was for.
+        what: String,
+    },
+    /// A pointer the plugin handed out points outside the plugin's own image.
     #[error("{}: {what} at {address:#x} (+{len} bytes) is not inside the plugin's own {segment} image", file.display())]
     PointerOutsideImage {
         /// The plugin file.
@@ -232,6 +240,7 @@ impl LoadError {
             | Self::MetadataPanicked { file, .. }
             | Self::NullMetadata { file }
             | Self::Misaligned { file, .. }
+            | Self::NullPointer { file, .. }
             | Self::PointerOutsideImage { file, .. }
             | Self::BadMagic { file, .. }
             | Self::TooSmall { file, .. }

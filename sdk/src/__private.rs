@@ -14,9 +14,9 @@ use serde::de::DeserializeOwned;
 use crate::abi::{
     AbiSlice, CONNECTOR_ABI, CallStatus, Capabilities, CircuitChange, CloseArgs, ConnectArgs,
     ConnectorFfi, ConnectorObject, ConnectorPluginDecl, ConnectorVtable, CreateArgs, ErrorKind,
-    ErrorReport, ErrorSink, ExtensionArgs, FeedbackArgs, FeedbackKind, HostApi, LAYOUT_FINGERPRINT,
-    MAGIC, Notice, NotifyArgs, PanicStrategy, PluginHeader, PluginKind, PullArgs, PullHint,
-    ReplyCode, SinkArgs,
+    ErrorReport, ErrorSink, ExtensionArgs, FeedbackArgs, FeedbackKind, LAYOUT_FINGERPRINT, MAGIC,
+    Notice, NotifyArgs, PanicStrategy, PluginHeader, PluginKind, PullArgs, PullHint, ReplyCode,
+    SinkArgs,
 };
 use crate::connector::{
     Circuit, Connector, ConnectorContext, Event, PullStatus, SinkContext, SinkReply, SourceBatch,
@@ -98,18 +98,11 @@ pub fn metadata<T: Export>(
 fn vtable_of<T: Export>() -> *const ConnectorVtable {
     let empty = ConnectorObject::new(Adapter::<T> {
         state: None,
-        ctx: ConnectorContext::new(String::new(), NO_HOST),
+        ctx: ConnectorContext::detached(""),
         poisoned: false,
     });
     empty.vtable() as *const ConnectorVtable
 }
-
-const NO_HOST: HostApi = HostApi {
-    struct_size: 0,
-    ctx: core::ptr::null(),
-    log: None,
-    request_shutdown: None,
-};
 
 /// Creates an instance: parses the config, runs `T::new`, boxes the state behind the
 /// vtable. Never unwinds.
@@ -287,7 +280,7 @@ impl<T: Export> ConnectorFfi for Adapter<T> {
                 slice_from_raw_mut(args.replies, args.len),
             )
         };
-        let mut circuit = CircuitChange::NONE;
+        let mut circuit = None;
         let mut processed = 0;
         let result = self.call(error, |state, ctx| {
             for (view, reply) in events.iter().zip(replies.iter_mut()) {
@@ -313,7 +306,11 @@ impl<T: Export> ConnectorFfi for Adapter<T> {
             Ok(())
         });
         args.processed = processed;
-        args.circuit = circuit;
+        args.circuit = match circuit {
+            None => CircuitChange::NONE,
+            Some(Circuit::Closed) => CircuitChange::CLOSE,
+            Some(Circuit::Open) => CircuitChange::OPEN,
+        };
         status(result)
     }
 

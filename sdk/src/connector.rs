@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-use crate::abi::{self, AbiSlice, CircuitChange, EventWriter, HostApi, LogLevel, LogRecord};
+use crate::abi::{self, AbiSlice, EventWriter, HostApi, LogLevel, LogRecord};
 use crate::error::Result;
 
 pub use crate::abi::EventId;
@@ -165,6 +165,21 @@ pub struct ConnectorContext {
 impl ConnectorContext {
     pub(crate) fn new(id: String, host: HostApi) -> Self {
         Self { id, host }
+    }
+
+    /// A context attached to no host: logs and shutdown requests go nowhere. For unit tests
+    /// of a connector, or running one in-process without the ABI.
+    pub fn detached(id: impl Into<String>) -> Self {
+        const NO_HOST: HostApi = HostApi {
+            struct_size: 0,
+            ctx: core::ptr::null(),
+            log: None,
+            request_shutdown: None,
+        };
+        Self {
+            id: id.into(),
+            host: NO_HOST,
+        }
     }
 
     /// The connector's id in the host's pipeline configuration.
@@ -339,23 +354,30 @@ pub struct Event<'a> {
 /// What a sink receives besides the event: the connector context and its circuit breaker.
 pub struct SinkContext<'a> {
     connector: &'a ConnectorContext,
-    circuit: &'a mut CircuitChange,
+    circuit: &'a mut Option<Circuit>,
 }
 
 impl<'a> SinkContext<'a> {
-    pub(crate) fn new(connector: &'a ConnectorContext, circuit: &'a mut CircuitChange) -> Self {
+    /// A sink context over `connector` that records circuit-breaker requests in `circuit`
+    /// (the host does this for you; this is for unit tests and in-process use).
+    pub fn new(connector: &'a ConnectorContext, circuit: &'a mut Option<Circuit>) -> Self {
         Self { connector, circuit }
     }
 
     /// Closes this sink's circuit breaker: the host stops sending to it (and pauses the
     /// sources feeding it) until [`open_circuit`](Self::open_circuit).
     pub fn close_circuit(&mut self) {
-        *self.circuit = CircuitChange::CLOSE;
+        *self.circuit = Some(Circuit::Closed);
     }
 
     /// Opens this sink's circuit breaker again: the host resumes sending.
     pub fn open_circuit(&mut self) {
-        *self.circuit = CircuitChange::OPEN;
+        *self.circuit = Some(Circuit::Open);
+    }
+
+    /// The circuit-breaker change requested so far in this batch, if any.
+    pub fn requested_circuit(&self) -> Option<Circuit> {
+        *self.circuit
     }
 }
 

@@ -1,1 +1,94 @@
-//! x
+//! Builds the real plugin cdylibs that Weir's integration tests and benchmarks load.
+//!
+//! Each build runs once per test process (a `OnceLock` around a `cargo build`, as
+//! libloading's own tests do), so `cargo test --workspace` needs nothing built beforehand:
+//!
+//! - the example plugins of this workspace (`examples/*`), into the workspace's target dir;
+//! - the test plugins of `tests/fixtures`, three workspaces of their own (a plugin with
+//!   `panic = "abort"` needs its own profile; one built against a drifted sdk, its own
+//!   features), into `target/fixtures`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Example plugins of the workspace, by package name.
+pub const EXAMPLES: &[&str] = &["metronome", "stdout"];
+
+/// The workspace root.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+}
+
+/// The workspace's target directory (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// Path of the example plugin `name` (a package of `examples/`), built on first use.
+pub fn example_plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut args: Vec<OsString> = vec!["build".into(), "--quiet".into()];
+        for example in EXAMPLES {
+            args.extend(["-p".into(), (*example).into()]);
+        }
+        cargo(&args, workspace_root());
+    });
+    target_dir().join("debug").join(library_file(name))
+}
+
+/// Path of the test plugin `name` (a crate of `tests/fixtures`), built on first use.
+pub fn fixture_plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let fixtures_target = target_dir().join("fixtures");
+    BUILT.get_or_init(|| {
+        let fixtures = workspace_root().join("tests/fixtures");
+        for manifest in [
+            "Cargo.toml",
+            "panicabort/Cargo.toml",
+            "layoutmismatch/Cargo.toml",
+        ] {
+            let args: Vec<OsString> = vec![
+                "build".into(),
+                "--quiet".into(),
+                "--manifest-path".into(),
+                fixtures.join(manifest).into(),
+                "--target-dir".into(),
+                fixtures_target.clone().into(),
+            ];
+            cargo(&args, &fixtures);
+        }
+    });
+    fixtures_target.join("debug").join(library_file(name))
+}
+
+/// `libNAME.so` on Linux, with `-` turned into `_` as cargo does for library names.
+pub fn library_file(name: &str) -> String {
+    format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+fn cargo(args: &[OsString], dir: &Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cargo:?}: {e}"));
+    assert!(
+        status.success(),
+        "`cargo {args:?}` in {} failed: {status}",
+        dir.display()
+    );
+}

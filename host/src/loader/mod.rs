@@ -374,7 +374,12 @@ impl Checker<'_> {
         access: Access,
         what: &str,
     ) -> Result<(), LoadError> {
-        if self.image.contains(address, len, access) {
+        if address == 0 {
+            Err(LoadError::NullPointer {
+                file: self.file.to_owned(),
+                what: what.to_owned(),
+            })
+        } else if self.image.contains(address, len, access) {
             Ok(())
         } else {
             Err(LoadError::PointerOutsideImage {
