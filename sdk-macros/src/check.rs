@@ -69,7 +69,7 @@ pub(crate) fn check(connector: &ConnectorImpl<'_>, errors: &mut Errors) {
 }
 
 /// Whether a type mentions `'_`, which makes the impl generic over a lifetime.
-fn has_elided_lifetime(ty: &syn::Type) -> bool {
+pub(crate) fn has_elided_lifetime(ty: &syn::Type) -> bool {
     use syn::visit::Visit;
     struct Finder(bool);
     impl<'ast> Visit<'ast> for Finder {

@@ -26,8 +26,10 @@ pub(crate) fn connector_plugin(args: TokenStream, input: TokenStream) -> TokenSt
     };
     check(&connector, &mut errors);
     if !errors.is_empty() {
-        let cleaned = strip_invalid(connector.item);
-        return fallback(quote!(#cleaned), errors);
+        let cleaned = strip_invalid(connector.item)
+            .map(|item| quote!(#item))
+            .unwrap_or_default();
+        return fallback(cleaned, errors);
     }
     generate(&connector, &options)
 }
@@ -77,10 +79,17 @@ fn fallback(item: TokenStream, errors: Errors) -> TokenStream {
     }
 }
 
-/// The impl without what was already reported: unknown methods are removed and `async`
-/// dropped, so rustc does not report the same mistakes a second time.
-fn strip_invalid(item: &ItemImpl) -> ItemImpl {
+/// The impl without what was already reported: unknown methods are removed, `async` and
+/// `unsafe` dropped, so rustc does not report the same mistakes a second time. An impl that
+/// is generic over a lifetime can never satisfy `Connector: 'static`; it is left out.
+fn strip_invalid(item: &ItemImpl) -> Option<ItemImpl> {
+    let lifetime_generic = item.generics.lifetimes().next().is_some()
+        || crate::check::has_elided_lifetime(&item.self_ty);
+    if lifetime_generic {
+        return None;
+    }
     let mut item = item.clone();
+    item.unsafety = None;
     item.items.retain(|i| match i {
         ImplItem::Fn(f) => CONNECTOR_METHODS.iter().any(|known| f.sig.ident == known),
         _ => true,
@@ -90,5 +99,5 @@ fn strip_invalid(item: &ItemImpl) -> ItemImpl {
             f.sig.asyncness = None;
         }
     }
-    item
+    Some(item)
 }

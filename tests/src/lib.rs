@@ -69,6 +69,26 @@ pub fn fixture_plugin(name: &str) -> PathBuf {
     fixtures_target.join("debug").join(library_file(name))
 }
 
+/// Path of the test plugin `name` (a crate of the main `tests/fixtures` workspace) built with
+/// the release profile, for benchmarks. Built on first use.
+pub fn release_fixture_plugin(name: &str) -> PathBuf {
+    let fixtures_target = target_dir().join("fixtures");
+    let fixtures = workspace_root().join("tests/fixtures");
+    let args: Vec<OsString> = vec![
+        "build".into(),
+        "--quiet".into(),
+        "--release".into(),
+        "-p".into(),
+        name.into(),
+        "--manifest-path".into(),
+        fixtures.join("Cargo.toml").into(),
+        "--target-dir".into(),
+        fixtures_target.clone().into(),
+    ];
+    cargo(&args, &fixtures);
+    fixtures_target.join("release").join(library_file(name))
+}
+
 /// `libNAME.so` on Linux, with `-` turned into `_` as cargo does for library names.
 pub fn library_file(name: &str) -> String {
     format!(

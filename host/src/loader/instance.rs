@@ -491,7 +491,7 @@ impl ConnectorInstance {
             writer: EventWriter {
                 ctx: (&raw mut target).cast(),
                 push: push_event,
-                end_stream: end_stream,
+                end_stream,
             },
             max_events,
             hint: PullHint::EMPTY,

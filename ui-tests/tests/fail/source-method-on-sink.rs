@@ -1,0 +1,22 @@
+use weir_sdk::{connector_plugin, Connector, ConnectorContext, Event, EventId, NoConfig, Result, SinkContext, SinkReply};
+
+struct Sink;
+
+#[connector_plugin]
+impl Connector for Sink {
+    type Config = NoConfig;
+
+    fn new(_config: NoConfig, _ctx: &ConnectorContext) -> Result<Self> {
+        Ok(Sink)
+    }
+
+    fn on_event(&mut self, _ctx: &mut SinkContext<'_>, _event: Event<'_>) -> Result<SinkReply> {
+        Ok(SinkReply::Ack)
+    }
+
+    fn on_ack(&mut self, _ctx: &ConnectorContext, _id: EventId) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,21 @@
+//! Plugin code needs no `unsafe`: the generated glue compiles under `forbid(unsafe_code)`.
+#![forbid(unsafe_code)]
+
+use weir_sdk::{connector_plugin, Connector, ConnectorContext, Event, NoConfig, Result, SinkContext, SinkReply};
+
+struct Sink;
+
+#[connector_plugin]
+impl Connector for Sink {
+    type Config = NoConfig;
+
+    fn new(_config: NoConfig, _ctx: &ConnectorContext) -> Result<Self> {
+        Ok(Sink)
+    }
+
+    fn on_event(&mut self, _ctx: &mut SinkContext<'_>, _event: Event<'_>) -> Result<SinkReply> {
+        Ok(SinkReply::Ack)
+    }
+}
+
+fn main() {}
