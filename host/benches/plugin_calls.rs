@@ -16,7 +16,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use weir_host::{EventBatch, EventId, Plugin, SinkEvent};
 use weir_sdk::{Connector, ConnectorContext, Event, SinkContext, SinkReply};
 
-#[expect(unreachable_pub, reason = "the shared file is also a plugin crate's public API")]
+#[expect(
+    unreachable_pub,
+    reason = "the shared file is also a plugin crate's public API"
+)]
 mod bench_connector {
     include!("support/bench_connector.rs");
 }
@@ -24,11 +27,19 @@ use bench_connector::{BenchConnector, PAYLOAD};
 
 /// An object-safe view of a sink, the in-process baseline's `dyn Trait`.
 trait DynSink {
-    fn on_event(&mut self, ctx: &mut SinkContext<'_>, event: Event<'_>) -> weir_sdk::Result<SinkReply>;
+    fn on_event(
+        &mut self,
+        ctx: &mut SinkContext<'_>,
+        event: Event<'_>,
+    ) -> weir_sdk::Result<SinkReply>;
 }
 
 impl<T: Connector> DynSink for T {
-    fn on_event(&mut self, ctx: &mut SinkContext<'_>, event: Event<'_>) -> weir_sdk::Result<SinkReply> {
+    fn on_event(
+        &mut self,
+        ctx: &mut SinkContext<'_>,
+        event: Event<'_>,
+    ) -> weir_sdk::Result<SinkReply> {
         Connector::on_event(self, ctx, event)
     }
 }
@@ -43,10 +54,20 @@ fn sink_calls(c: &mut Criterion) {
         Box::new(BenchConnector::new(weir_sdk::NoConfig {}, &ctx).unwrap());
 
     let sink_events: Vec<SinkEvent<'_>> = (0..64)
-        .map(|pull| SinkEvent { bytes: PAYLOAD, id: EventId { stream: 0, pull }, meta: b"" })
+        .map(|pull| SinkEvent {
+            bytes: PAYLOAD,
+            id: EventId { stream: 0, pull },
+            meta: b"",
+        })
         .collect();
-    let events: Vec<Event<'_>> =
-        sink_events.iter().map(|e| Event { bytes: e.bytes, id: e.id, meta: e.meta }).collect();
+    let events: Vec<Event<'_>> = sink_events
+        .iter()
+        .map(|e| Event {
+            bytes: e.bytes,
+            id: e.id,
+            meta: e.meta,
+        })
+        .collect();
 
     let mut group = c.benchmark_group("sink");
     group.throughput(Throughput::Elements(1));
@@ -58,7 +79,14 @@ fn sink_calls(c: &mut Criterion) {
         })
     });
     group.bench_function("plugin/1", |b| {
-        b.iter(|| black_box(instance.sink_batch(black_box(&sink_events[..1])).unwrap().replies[0]))
+        b.iter(|| {
+            black_box(
+                instance
+                    .sink_batch(black_box(&sink_events[..1]))
+                    .unwrap()
+                    .replies[0],
+            )
+        })
     });
     group.throughput(Throughput::Elements(64));
     group.bench_function("in_process_dyn/64", |b| {
@@ -71,7 +99,15 @@ fn sink_calls(c: &mut Criterion) {
         })
     });
     group.bench_function("plugin/64", |b| {
-        b.iter(|| black_box(instance.sink_batch(black_box(&sink_events)).unwrap().replies.len()))
+        b.iter(|| {
+            black_box(
+                instance
+                    .sink_batch(black_box(&sink_events))
+                    .unwrap()
+                    .replies
+                    .len(),
+            )
+        })
     });
     group.finish();
 
@@ -92,9 +128,13 @@ fn load(c: &mut Criterion) {
     let path = weir_tests::release_fixture_plugin("bench");
     let mut group = c.benchmark_group("load");
     group.sample_size(50);
-    group.bench_function("from_scratch", |b| b.iter(|| black_box(Plugin::load(&path).unwrap())));
+    group.bench_function("from_scratch", |b| {
+        b.iter(|| black_box(Plugin::load(&path).unwrap()))
+    });
     let _keep_mapped = Plugin::load(&path).unwrap();
-    group.bench_function("already_mapped", |b| b.iter(|| black_box(Plugin::load(&path).unwrap())));
+    group.bench_function("already_mapped", |b| {
+        b.iter(|| black_box(Plugin::load(&path).unwrap()))
+    });
     group.finish();
 }
 

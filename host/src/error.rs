@@ -314,6 +314,18 @@ pub enum CallError {
         /// The entry point called.
         method: &'static str,
     },
+    /// The instance was closed (its state dropped) and takes no more calls.
+    #[error(
+        "connector `{connector}` (plugin `{plugin}`): `{method}` refused: the instance is closed"
+    )]
+    Closed {
+        /// Connector id.
+        connector: String,
+        /// Plugin name.
+        plugin: String,
+        /// The entry point called.
+        method: &'static str,
+    },
     /// The connector is not a source (or not a sink) and the call needs one.
     #[error(
         "connector `{connector}` (plugin `{plugin}`): `{method}` is not supported: the plugin is not a {side}"

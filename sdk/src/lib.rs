@@ -73,8 +73,23 @@ pub use error::{Error, Result};
 /// | `version = "..."` | the crate's version | the plugin's own version (not the ABI's) |
 /// | `crate = "..."` | `::weir_sdk` | path of the sdk crate, if renamed |
 ///
-/// ```ignore
-/// #[connector_plugin(name = "metronome", version = "1.2.0")]
-/// impl Connector for Metronome { /* ... */ }
+/// ```no_run
+/// use weir_sdk::{connector_plugin, Connector, ConnectorContext, NoConfig, PullStatus, Result, SourceBatch};
+///
+/// struct Ticker;
+///
+/// #[connector_plugin(name = "ticker", version = "1.2.0")]
+/// impl Connector for Ticker {
+///     type Config = NoConfig;
+///
+///     fn new(_config: NoConfig, _ctx: &ConnectorContext) -> Result<Self> {
+///         Ok(Ticker)
+///     }
+///
+///     fn pull(&mut self, _ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
+///         batch.push(b"tick");
+///         Ok(PullStatus::Empty)
+///     }
+/// }
 /// ```
 pub use weir_sdk_macros::connector_plugin;

@@ -168,7 +168,13 @@ fn source_and_sink_round_trip_through_one_plugin() {
     connector.close().unwrap();
     let error = connector.connect(0).unwrap_err();
     assert!(
-        matches!(error, CallError::Poisoned { .. }),
+        matches!(
+            error,
+            CallError::Closed {
+                method: "connect",
+                ..
+            }
+        ),
         "closed instances refuse calls: {error:?}"
     );
 }

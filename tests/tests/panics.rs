@@ -179,7 +179,7 @@ fn panic_in_drop_is_reported_by_close() {
     assert!(p.connect(0).unwrap());
     assert_panicked(p.close().unwrap_err(), "drop", "drop");
     let error = p.connect(0).unwrap_err();
-    assert!(matches!(error, CallError::Poisoned { .. }), "{error:?}");
+    assert!(matches!(error, CallError::Closed { .. }), "{error:?}");
     drop(p);
     assert_fresh_instance_works(&plugin);
 }

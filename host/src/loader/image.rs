@@ -45,6 +45,10 @@ impl Image {
             address: usize,
             found: Option<Image>,
         }
+        /// The `dl_iterate_phdr` callback.
+        ///
+        /// # Safety
+        /// `info` must be valid for the call and `data` must point to a `Search`.
         unsafe extern "C" fn visit(
             info: *mut libc::dl_phdr_info,
             _size: libc::size_t,

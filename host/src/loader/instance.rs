@@ -413,14 +413,22 @@ impl ConnectorInstance {
     /// Refuses the call if the instance cannot take one.
     fn enter(&mut self, method: &'static str) -> Result<(), CallError> {
         self.errors.reports.clear();
-        match self.state {
-            State::Live => Ok(()),
-            State::Poisoned | State::Closed => Err(CallError::Poisoned {
-                connector: self.host.connector_id.clone(),
-                plugin: self.host.plugin.clone(),
-                method,
-            }),
+        if self.state == State::Live {
+            return Ok(());
         }
+        let (connector, plugin) = (self.host.connector_id.clone(), self.host.plugin.clone());
+        Err(match self.state {
+            State::Closed => CallError::Closed {
+                connector,
+                plugin,
+                method,
+            },
+            _ => CallError::Poisoned {
+                connector,
+                plugin,
+                method,
+            },
+        })
     }
 
     /// Maps a call's status to a result, poisoning on panic or protocol violation.
@@ -625,6 +633,10 @@ struct PullTarget<'a> {
     next_pull: &'a mut u64,
 }
 
+/// [`EventWriter::push`] of the host: copies one event into the batch, assigns its pull id.
+///
+/// # Safety
+/// `ctx` must be the `PullTarget` of the pull in progress; `event`'s slices valid for the call.
 unsafe extern "C" fn push_event(ctx: *mut c_void, event: &RawEvent) -> u64 {
     // SAFETY: `ctx` is the `PullTarget` of the `pull` call in progress (see
     // `ConnectorInstance::pull`), exclusively ours for the duration of the callback.
@@ -643,12 +655,20 @@ unsafe extern "C" fn push_event(ctx: *mut c_void, event: &RawEvent) -> u64 {
     pull
 }
 
+/// [`EventWriter::end_stream`] of the host.
+///
+/// # Safety
+/// `ctx` must be the `PullTarget` of the pull in progress.
 unsafe extern "C" fn end_stream(ctx: *mut c_void, stream: u64) {
     // SAFETY: as in `push_event`.
     let target = unsafe { &mut *ctx.cast::<PullTarget<'_>>() };
     target.batch.ended_streams.push(stream);
 }
 
+/// [`HostApi::log`]: re-emits a plugin's log record as a `tracing` event.
+///
+/// # Safety
+/// `ctx` must be the `HostContext` of a live instance; `record`'s slices valid for the call.
 unsafe extern "C" fn host_log(ctx: *const c_void, record: &LogRecord) {
     // SAFETY: `ctx` is the instance's boxed `HostContext`, alive as long as the instance
     // (see `Plugin::instantiate`); the plugin may call from any thread, and it is `Sync`.
@@ -675,6 +695,10 @@ unsafe extern "C" fn host_log(ctx: *const c_void, record: &LogRecord) {
     }
 }
 
+/// [`HostApi::request_shutdown`]: records the request on the instance.
+///
+/// # Safety
+/// `ctx` must be the `HostContext` of a live instance.
 unsafe extern "C" fn host_request_shutdown(ctx: *const c_void) {
     // SAFETY: as in `host_log`.
     let host = unsafe { &*ctx.cast::<HostContext>() };

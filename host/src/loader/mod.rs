@@ -494,6 +494,11 @@ impl ErrorCollector {
     }
 }
 
+/// The `report` function of the host's [`ErrorSink`]: copies one report.
+///
+/// # Safety
+/// `ctx` must come from [`ErrorCollector::sink`] and the collector must be alive and not
+/// otherwise borrowed; `report`'s slices must be valid for the call.
 unsafe extern "C" fn collect_report(ctx: *mut c_void, report: &ErrorReport) {
     // SAFETY: `ctx` is the `ErrorCollector` that built this sink, alive and not otherwise
     // borrowed for the duration of the call it was passed to (see `ErrorCollector::sink`).
