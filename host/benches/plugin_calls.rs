@@ -1,9 +1,11 @@
 //! What it costs to reach a connector through the plugin ABI, side by side with the same
 //! connector compiled into the host and called through `Box<dyn Trait>`.
 //!
-//! - `sink/*`: delivering events to `BenchConnector::on_event` (see `support/bench_connector.rs`):
-//!   in-process, one virtual call per event; as a plugin, one `sink_batch` call per batch,
-//!   which is the whole host-side path (views, vtable call, panic trap, replies).
+//! - `sink/*`: delivering events to `BenchConnector::on_event` (see
+//!   `support/bench_connector.rs`). `/1`: one event per call, in-process through
+//!   `Box<dyn Trait>` versus the plugin's whole host-side path (views, vtable call, panic
+//!   trap, replies). `/64`: the same with batches of 64, in-process through one `dyn` call
+//!   per batch (the loop monomorphized behind it) versus one `sink_batch` call per batch.
 //! - `source/pull64`: a plugin source filling a host batch with 64 events per call.
 //! - `load/*`: `Plugin::load` of the release-built plugin: every check of the loader, with
 //!   the library already mapped (a second handle) and from scratch (dlopen + dlclose).
@@ -25,7 +27,7 @@ mod bench_connector {
 }
 use bench_connector::{BenchConnector, PAYLOAD};
 
-/// An object-safe view of a sink, the in-process baseline's `dyn Trait`.
+/// An object-safe view of a sink: the in-process baseline's `dyn Trait`, one event per call.
 trait DynSink {
     fn on_event(
         &mut self,
@@ -44,6 +46,33 @@ impl<T: Connector> DynSink for T {
     }
 }
 
+/// The in-process baseline with the same batching as the plugin ABI: one virtual call per
+/// batch, the per-event loop monomorphized behind it (what the plugin's trampoline does).
+trait DynBatchSink {
+    fn on_events(
+        &mut self,
+        ctx: &ConnectorContext,
+        events: &[Event<'_>],
+        replies: &mut [SinkReply],
+    ) -> weir_sdk::Result<()>;
+}
+
+impl<T: Connector> DynBatchSink for T {
+    fn on_events(
+        &mut self,
+        ctx: &ConnectorContext,
+        events: &[Event<'_>],
+        replies: &mut [SinkReply],
+    ) -> weir_sdk::Result<()> {
+        let mut circuit = None;
+        for (event, reply) in events.iter().zip(replies.iter_mut()) {
+            let mut sink_ctx = SinkContext::new(ctx, &mut circuit);
+            *reply = Connector::on_event(self, &mut sink_ctx, *event)?;
+        }
+        Ok(())
+    }
+}
+
 fn sink_calls(c: &mut Criterion) {
     let path = weir_tests::release_fixture_plugin("bench");
     let plugin = Plugin::load(&path).expect("bench plugin loads");
@@ -54,18 +83,14 @@ fn sink_calls(c: &mut Criterion) {
         Box::new(BenchConnector::new(weir_sdk::NoConfig {}, &ctx).unwrap());
 
     let sink_events: Vec<SinkEvent<'_>> = (0..64)
-        .map(|pull| SinkEvent {
-            bytes: PAYLOAD,
-            id: EventId { stream: 0, pull },
-            meta: b"",
-        })
+        .map(|pull| SinkEvent::new(PAYLOAD, EventId { stream: 0, pull }, b""))
         .collect();
     let events: Vec<Event<'_>> = sink_events
         .iter()
         .map(|e| Event {
-            bytes: e.bytes,
-            id: e.id,
-            meta: e.meta,
+            bytes: e.bytes(),
+            id: e.id(),
+            meta: e.meta(),
         })
         .collect();
 
@@ -84,29 +109,27 @@ fn sink_calls(c: &mut Criterion) {
                 instance
                     .sink_batch(black_box(&sink_events[..1]))
                     .unwrap()
-                    .replies[0],
+                    .reply(0),
             )
         })
     });
     group.throughput(Throughput::Elements(64));
-    group.bench_function("in_process_dyn/64", |b| {
+    let mut batch_sink: Box<dyn DynBatchSink> =
+        Box::new(BenchConnector::new(weir_sdk::NoConfig {}, &ctx).unwrap());
+    let mut replies = vec![SinkReply::Auto; 64];
+    group.bench_function("in_process_dyn_batch/64", |b| {
         b.iter(|| {
-            let mut circuit = None;
-            for event in &events {
-                let mut sink_ctx = SinkContext::new(&ctx, &mut circuit);
-                black_box(boxed.on_event(&mut sink_ctx, black_box(*event)).unwrap());
-            }
+            batch_sink
+                .on_events(&ctx, black_box(&events), &mut replies)
+                .unwrap();
+            // Consume the replies as a runtime routing acks would.
+            black_box(replies.iter().filter(|r| **r == SinkReply::Ack).count())
         })
     });
     group.bench_function("plugin/64", |b| {
         b.iter(|| {
-            black_box(
-                instance
-                    .sink_batch(black_box(&sink_events))
-                    .unwrap()
-                    .replies
-                    .len(),
-            )
+            let outcome = instance.sink_batch(black_box(&sink_events)).unwrap();
+            black_box(outcome.replies().filter(|r| *r == SinkReply::Ack).count())
         })
     });
     group.finish();

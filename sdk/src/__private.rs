@@ -389,8 +389,12 @@ thread_local! {
 /// Installs (once per plugin: every cdylib has its own std and so its own hook) a panic hook
 /// that records the message and location of panics inside a trampoline instead of printing
 /// them, and defers to the previous hook for every other panic.
+#[inline]
 fn install_panic_hook() {
     static HOOK: Once = Once::new();
+    if HOOK.is_completed() {
+        return;
+    }
     HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
@@ -434,11 +438,16 @@ impl Drop for AbortOnUnwind {
 pub fn trap<R>(error: ErrorSink, f: impl FnOnce() -> R) -> Option<R> {
     install_panic_hook();
     let guard = AbortOnUnwind;
-    TRAP_DEPTH.with(|depth| depth.set(depth.get() + 1));
-    // AssertUnwindSafe: after a panic the instance is poisoned and never called again, so
-    // no broken invariant of the captured state is observed.
-    let result = panic::catch_unwind(AssertUnwindSafe(f));
-    TRAP_DEPTH.with(|depth| depth.set(depth.get() - 1));
+    // One thread-local lookup for both updates: in a dlopen'ed library each lookup is a
+    // call into the dynamic loader's TLS resolver, which is measurable on the hot path.
+    let result = TRAP_DEPTH.with(|depth| {
+        depth.set(depth.get() + 1);
+        // AssertUnwindSafe: after a panic the instance is poisoned and never called again,
+        // so no broken invariant of the captured state is observed.
+        let result = panic::catch_unwind(AssertUnwindSafe(f));
+        depth.set(depth.get() - 1);
+        result
+    });
     let value = match result {
         Ok(value) => Some(value),
         Err(payload) => {
@@ -452,4 +461,81 @@ pub fn trap<R>(error: ErrorSink, f: impl FnOnce() -> R) -> Option<R> {
     };
     core::mem::forget(guard);
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only deserialized")]
+    struct Outer {
+        name: String,
+        inner: Vec<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[expect(dead_code, reason = "only deserialized")]
+    struct Inner {
+        port: u16,
+    }
+
+    #[test]
+    fn config_errors_carry_the_field_path_and_no_json_position() {
+        let (kind, message, path) =
+            parse_config::<Outer>(br#"{"name":"x","inner":[{"port":1},{"port":"high"}]}"#)
+                .unwrap_err();
+        assert_eq!(kind, ErrorKind::CONFIG);
+        assert_eq!(path, "inner[1].port");
+        assert_eq!(message, r#"invalid type: string "high", expected u16"#);
+
+        let (_, message, path) = parse_config::<Outer>(br#"{"inner":[]}"#).unwrap_err();
+        assert_eq!(
+            (message.as_str(), path.as_str()),
+            ("missing field `name`", "")
+        );
+
+        let (_, message, _) =
+            parse_config::<Outer>(br#"{"name":"x","inner":[],"extra":1}"#).unwrap_err();
+        assert!(message.starts_with("unknown field `extra`"), "{message}");
+    }
+
+    #[test]
+    fn no_config_accepts_only_an_empty_table() {
+        assert!(parse_config::<crate::NoConfig>(b"{}").is_ok());
+        let (_, message, _) = parse_config::<crate::NoConfig>(br#"{"a":1}"#).unwrap_err();
+        assert!(message.starts_with("unknown field `a`"), "{message}");
+    }
+
+    #[test]
+    fn trap_returns_the_value_or_reports_the_panic() {
+        let mut reports: Vec<(ErrorKind, String, String)> = Vec::new();
+        unsafe extern "C" fn collect(ctx: *mut core::ffi::c_void, report: &ErrorReport) {
+            // SAFETY: `ctx` is the `Vec` below, alive for the test; slices valid for the call.
+            let (reports, text) = unsafe {
+                (
+                    &mut *ctx.cast::<Vec<(ErrorKind, String, String)>>(),
+                    |s: AbiSlice| String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                )
+            };
+            reports.push((report.kind, text(report.message), text(report.location)));
+        }
+        let sink = ErrorSink {
+            ctx: (&raw mut reports).cast(),
+            report: Some(collect),
+        };
+        assert_eq!(trap(sink, || 7), Some(7));
+        assert!(reports.is_empty());
+        assert_eq!(trap(sink, || -> u32 { panic!("boom {}", 42) }), None);
+        let (kind, message, location) = &reports[0];
+        assert_eq!((*kind, message.as_str()), (ErrorKind::PANIC, "boom 42"));
+        assert!(location.starts_with("sdk/src/__private.rs:"), "{location}");
+        // Nested traps: the inner one catches, the outer one sees a value.
+        assert_eq!(
+            trap(sink, || trap(sink, || -> u8 { panic!("inner") })),
+            Some(None)
+        );
+        assert_eq!(reports[1].1, "inner");
+    }
 }

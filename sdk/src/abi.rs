@@ -462,7 +462,7 @@ impl CircuitChange {
 
 /// One event as the host hands it to a sink.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct RawEventView {
     /// The encoded payload.
     pub bytes: AbiSlice,
@@ -898,3 +898,43 @@ const _: () = {
     assert!(size_of::<AbiSlice>() == 16);
     assert!(size_of::<EventId>() == 16);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_distinguishes_order_and_boundaries() {
+        let fp = |parts: &[&str]| {
+            parts
+                .iter()
+                .fold(Fingerprint::new(), |f, p| f.str(p))
+                .finish()
+        };
+        assert_ne!(fp(&["ab", "c"]), fp(&["a", "bc"]));
+        assert_ne!(fp(&["a", "b"]), fp(&["b", "a"]));
+        assert_eq!(fp(&["a", "b"]), fp(&["a", "b"]));
+        assert_ne!(
+            Fingerprint::new().usize(1).finish(),
+            Fingerprint::new().usize(2).finish()
+        );
+    }
+
+    #[test]
+    fn layout_fingerprint_is_computed_not_trivial() {
+        // That a changed frozen type changes it is checked for real (a plugin built against
+        // the drifted sdk, refused at load) in the integration test `versioning.rs`.
+        assert_ne!(LAYOUT_FINGERPRINT, 0);
+        assert_ne!(LAYOUT_FINGERPRINT, Fingerprint::new().finish());
+    }
+
+    #[test]
+    fn compatibility_rule() {
+        let host = AbiVersion { major: 1, minor: 2 };
+        assert!(host.accepts(AbiVersion { major: 1, minor: 0 }));
+        assert!(host.accepts(AbiVersion { major: 1, minor: 2 }));
+        assert!(!host.accepts(AbiVersion { major: 1, minor: 3 }));
+        assert!(!host.accepts(AbiVersion { major: 2, minor: 0 }));
+        assert_eq!(host.to_string(), "1.2");
+    }
+}

@@ -131,15 +131,11 @@ fn source_and_sink_round_trip_through_one_plugin() {
 
     let events: Vec<SinkEvent<'_>> = batch
         .iter()
-        .map(|e| SinkEvent {
-            bytes: e.bytes,
-            id: e.id,
-            meta: e.meta,
-        })
+        .map(|e| SinkEvent::new(e.bytes, e.id, e.meta))
         .collect();
     let outcome = connector.sink_batch(&events).unwrap();
-    assert_eq!(outcome.replies.len(), 128);
-    assert!(outcome.replies.iter().all(|r| *r == SinkReply::Ack));
+    assert_eq!(outcome.len(), 128);
+    assert!(outcome.replies().all(|r| r == SinkReply::Ack));
     assert_eq!(outcome.circuit, None);
     assert!(outcome.errors.is_empty());
 
@@ -199,13 +195,13 @@ fn a_sink_only_plugin_refuses_pull_and_a_source_only_plugin_refuses_events() {
     );
     assert!(!sink.is_poisoned(), "an unsupported call does not poison");
     let outcome = sink
-        .sink_batch(&[SinkEvent {
-            bytes: b"hello",
-            id: EventId { stream: 0, pull: 0 },
-            meta: b"",
-        }])
+        .sink_batch(&[SinkEvent::new(
+            b"hello",
+            EventId { stream: 0, pull: 0 },
+            b"",
+        )])
         .unwrap();
-    assert_eq!(outcome.replies, &[SinkReply::Ack]);
+    assert_eq!(outcome.replies().collect::<Vec<_>>(), [SinkReply::Ack]);
 
     let metronome = Plugin::load(example_plugin("metronome")).unwrap();
     let mut source = metronome.instantiate("tick", &json!({})).unwrap();

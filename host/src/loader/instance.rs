@@ -1,6 +1,7 @@
 //! Connector instances: creating them from a validated plugin and calling into them.
 
 use std::ffi::c_void;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,7 @@ use weir_sdk::abi::{
     CreateArgs, ErrorKind, EventId, EventWriter, Feedback, FeedbackArgs, HostApi, LogLevel,
     LogRecord, NotifyArgs, PullArgs, PullHint, RawEvent, RawEventView, ReplyCode, SinkArgs,
 };
-use weir_sdk::{Circuit, PullStatus};
+use weir_sdk::{Circuit, PullStatus, SinkReply};
 
 use super::{Checker, ErrorCollector, Plugin, PluginInfo};
 use crate::error::CallError;
@@ -60,37 +61,107 @@ impl Notice {
     }
 }
 
-/// A sink's verdict on one event, as the host sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SinkReply {
-    /// No explicit verdict (the runtime acks it).
-    Auto,
-    /// Delivered.
-    Ack,
-    /// Not delivered.
-    Fail,
-}
-
-/// One event handed to a sink.
+/// One event handed to a sink: a borrowed view with the exact layout the ABI passes, so a
+/// `&[SinkEvent]` crosses into the plugin as it is, without a copy.
+#[repr(transparent)]
 #[derive(Debug, Clone, Copy)]
 pub struct SinkEvent<'a> {
-    /// The encoded payload.
-    pub bytes: &'a [u8],
-    /// Its id at its source.
-    pub id: EventId,
-    /// Metadata (JSON object bytes), empty when absent.
-    pub meta: &'a [u8],
+    view: RawEventView,
+    _borrow: PhantomData<&'a [u8]>,
+}
+
+// SAFETY: a `SinkEvent` is two shared borrows of immutable bytes plus an id; sending or
+// sharing it is as safe as sending or sharing `&[u8]`.
+unsafe impl Send for SinkEvent<'_> {}
+// SAFETY: see the `Send` impl above.
+unsafe impl Sync for SinkEvent<'_> {}
+
+impl<'a> SinkEvent<'a> {
+    /// An event with its payload, its id at its source, and metadata (a JSON object as
+    /// bytes, empty when absent).
+    pub fn new(bytes: &'a [u8], id: EventId, meta: &'a [u8]) -> Self {
+        Self {
+            view: RawEventView {
+                bytes: AbiSlice::from_bytes(bytes),
+                id,
+                meta: AbiSlice::from_bytes(meta),
+            },
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The payload.
+    pub fn bytes(&self) -> &'a [u8] {
+        // SAFETY: built from a `&'a [u8]` in `new`.
+        unsafe { self.view.bytes.as_bytes() }
+    }
+
+    /// The event's id at its source.
+    pub fn id(&self) -> EventId {
+        self.view.id
+    }
+
+    /// The metadata, empty when absent.
+    pub fn meta(&self) -> &'a [u8] {
+        // SAFETY: built from a `&'a [u8]` in `new`.
+        unsafe { self.view.meta.as_bytes() }
+    }
 }
 
 /// What a sink said about a batch.
 #[derive(Debug)]
 pub struct SinkOutcome<'a> {
-    /// One reply per event of the batch, in order.
-    pub replies: &'a [SinkReply],
+    /// Reply codes of the events the sink processed, as the plugin wrote them.
+    codes: &'a [ReplyCode],
+    /// Number of events in the batch.
+    len: usize,
     /// The circuit-breaker change the sink asked for, if any.
     pub circuit: Option<Circuit>,
     /// Errors the sink returned for single events (those events are replied `Fail`).
     pub errors: Vec<String>,
+}
+
+impl SinkOutcome<'_> {
+    /// The reply to event `index` of the batch. An event the sink did not get to, or a
+    /// reply code this host does not know, counts as `Fail` (not delivered).
+    ///
+    /// # Panics
+    /// If `index` is not less than the batch's length.
+    pub fn reply(&self, index: usize) -> SinkReply {
+        assert!(index < self.len, "reply {index} of a batch of {}", self.len);
+        self.codes
+            .get(index)
+            .map_or(SinkReply::Fail, |code| decode_reply(*code))
+    }
+
+    /// The replies, one per event of the batch, in order (see [`reply`](Self::reply)).
+    pub fn replies(&self) -> impl Iterator<Item = SinkReply> + '_ {
+        let unprocessed = self.len - self.codes.len();
+        self.codes
+            .iter()
+            .map(|code| decode_reply(*code))
+            .chain(std::iter::repeat_n(SinkReply::Fail, unprocessed))
+    }
+
+    /// Number of events in the batch.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the batch was empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A reply code as the host acts on it: unknown codes are failures (at-least-once delivery).
+#[inline]
+fn decode_reply(code: ReplyCode) -> SinkReply {
+    match code {
+        ReplyCode::AUTO => SinkReply::Auto,
+        ReplyCode::ACK => SinkReply::Ack,
+        _ => SinkReply::Fail,
+    }
 }
 
 /// A host-owned buffer a source fills during [`ConnectorInstance::pull`]. Reuse one batch
@@ -189,17 +260,17 @@ pub struct ConnectorInstance {
     errors: ErrorCollector,
     state: State,
     next_pull: u64,
-    /// Scratch space for `sink_batch`, empty between calls.
-    sink_views: Vec<RawEventView>,
+    /// Reply slots for `sink_batch`, reused across calls.
     sink_codes: Vec<ReplyCode>,
-    sink_replies: Vec<SinkReply>,
     /// Keeps the library loaded; dropped last.
     plugin: Plugin,
 }
 
-// SAFETY: `ConnectorObject` is `Send` (the sdk requires `Send` connectors); `HostContext` is
-// `Sync`; `sink_views` holds raw pointers only during a `&mut self` call and is empty otherwise.
-unsafe impl Send for ConnectorInstance {}
+// `ConnectorInstance` is `Send` (every field is) but not `Sync`: calls take `&mut self`.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<ConnectorInstance>();
+};
 
 impl std::fmt::Debug for ConnectorInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -296,9 +367,7 @@ impl Plugin {
             errors,
             state: State::Live,
             next_pull: 0,
-            sink_views: Vec::new(),
             sink_codes: Vec::new(),
-            sink_replies: Vec::new(),
             plugin: self.clone(),
         })
     }
@@ -411,6 +480,7 @@ impl ConnectorInstance {
     }
 
     /// Refuses the call if the instance cannot take one.
+    #[inline]
     fn enter(&mut self, method: &'static str) -> Result<(), CallError> {
         self.errors.reports.clear();
         if self.state == State::Live {
@@ -432,6 +502,7 @@ impl ConnectorInstance {
     }
 
     /// Maps a call's status to a result, poisoning on panic or protocol violation.
+    #[inline]
     fn finish(&mut self, status: CallStatus, method: &'static str) -> Result<(), CallError> {
         if status == CallStatus::OK {
             return Ok(());
@@ -543,25 +614,18 @@ impl ConnectorInstance {
     /// [`CallError::Unsupported`] for a source-only connector; see [`CallError`].
     pub fn sink_batch(&mut self, events: &[SinkEvent<'_>]) -> Result<SinkOutcome<'_>, CallError> {
         self.enter("sink_batch")?;
-        self.sink_views.clear();
-        self.sink_views.extend(events.iter().map(|e| RawEventView {
-            bytes: AbiSlice::from_bytes(e.bytes),
-            id: e.id,
-            meta: AbiSlice::from_bytes(e.meta),
-        }));
         self.sink_codes.clear();
         self.sink_codes.resize(events.len(), ReplyCode::AUTO);
         let mut args = SinkArgs {
             error: self.errors.sink(),
-            events: self.sink_views.as_ptr(),
-            len: self.sink_views.len(),
+            // `SinkEvent` is `repr(transparent)` over `RawEventView`: the batch crosses as is.
+            events: events.as_ptr().cast::<RawEventView>(),
+            len: events.len(),
             replies: self.sink_codes.as_mut_ptr(),
             processed: 0,
             circuit: CircuitChange::NONE,
         };
         let status = self.object.sink_batch(&mut args);
-        // The views borrow `events`: never keep them past the call.
-        self.sink_views.clear();
         self.finish(status, "sink_batch")?;
         let circuit = match args.circuit {
             CircuitChange::NONE => None,
@@ -577,19 +641,16 @@ impl ConnectorInstance {
                 });
             }
         };
-        self.sink_replies.clear();
+        // Almost always empty: do not pay for draining an empty list on the hot path.
+        let errors = if self.errors.reports.is_empty() {
+            Vec::new()
+        } else {
+            self.errors.reports.drain(..).map(|r| r.message).collect()
+        };
         let processed = args.processed.min(events.len());
-        self.sink_replies
-            .extend(self.sink_codes[..processed].iter().map(|code| match *code {
-                ReplyCode::ACK => SinkReply::Ack,
-                ReplyCode::FAIL => SinkReply::Fail,
-                _ => SinkReply::Auto,
-            }));
-        // Events the sink did not get to are not delivered.
-        self.sink_replies.resize(events.len(), SinkReply::Fail);
-        let errors = self.errors.reports.drain(..).map(|r| r.message).collect();
         Ok(SinkOutcome {
-            replies: &self.sink_replies,
+            codes: &self.sink_codes[..processed],
+            len: events.len(),
             circuit,
             errors,
         })

@@ -23,11 +23,9 @@ use weir_sdk::abi::{
 use crate::error::LoadError;
 use image::{Access, Image};
 
-pub use instance::{
-    ConnectorInstance, EventBatch, Notice, PulledEvent, SinkEvent, SinkOutcome, SinkReply,
-};
-pub use weir_sdk::PullStatus;
+pub use instance::{ConnectorInstance, EventBatch, Notice, PulledEvent, SinkEvent, SinkOutcome};
 pub use weir_sdk::abi::{AbiVersion, EventId};
+pub use weir_sdk::{PullStatus, SinkReply};
 
 /// What a plugin says about itself, copied out of its validated metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
