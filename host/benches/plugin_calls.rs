@@ -83,13 +83,14 @@ fn sink_calls(c: &mut Criterion) {
         Box::new(BenchConnector::new(weir_sdk::NoConfig {}, &ctx).unwrap());
 
     let sink_events: Vec<SinkEvent<'_>> = (0..64)
-        .map(|pull| SinkEvent::new(PAYLOAD, EventId { stream: 0, pull }, b""))
+        .map(|pull| SinkEvent::new(PAYLOAD, EventId { stream: 0, pull }, 0, b""))
         .collect();
     let events: Vec<Event<'_>> = sink_events
         .iter()
         .map(|e| Event {
             bytes: e.bytes(),
             id: e.id(),
+            ingest_ns: e.ingest_ns(),
             meta: e.meta(),
         })
         .collect();

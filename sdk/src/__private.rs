@@ -289,6 +289,7 @@ impl<T: Export> ConnectorFfi for Adapter<T> {
                 let event = Event {
                     bytes,
                     id: view.id,
+                    ingest_ns: view.ingest_ns,
                     meta,
                 };
                 let mut sink_ctx = SinkContext::new(ctx, &mut circuit);

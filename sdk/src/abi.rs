@@ -468,6 +468,8 @@ pub struct RawEventView {
     pub bytes: AbiSlice,
     /// The event's id at its source.
     pub id: EventId,
+    /// When the host ingested the event at its source, in nanoseconds since the Unix epoch.
+    pub ingest_ns: u64,
     /// Optional metadata (UTF-8 JSON object), empty when absent.
     pub meta: AbiSlice,
     /// Test-only field, see the crate feature `__layout-drift-for-tests`.
@@ -834,6 +836,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
         RawEventView {
             bytes: AbiSlice,
             id: EventId,
+            ingest_ns: u64,
             meta: AbiSlice,
             #[cfg(feature = "__layout-drift-for-tests")]
             __drift: u64,
@@ -897,6 +900,8 @@ const _: () = {
     assert!(size_of::<ConnectorPluginDecl>() == 128);
     assert!(size_of::<AbiSlice>() == 16);
     assert!(size_of::<EventId>() == 16);
+    #[cfg(not(feature = "__layout-drift-for-tests"))]
+    assert!(size_of::<RawEventView>() == 56);
 };
 
 #[cfg(test)]

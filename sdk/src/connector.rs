@@ -347,6 +347,9 @@ pub struct Event<'a> {
     pub bytes: &'a [u8],
     /// The event's id at its source.
     pub id: EventId,
+    /// When the host ingested the event at its source, in nanoseconds since the Unix epoch
+    /// (end-to-end latency is `now - ingest_ns`).
+    pub ingest_ns: u64,
     /// Metadata (a JSON object as bytes), empty when absent.
     pub meta: &'a [u8],
 }

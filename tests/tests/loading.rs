@@ -131,7 +131,7 @@ fn source_and_sink_round_trip_through_one_plugin() {
 
     let events: Vec<SinkEvent<'_>> = batch
         .iter()
-        .map(|e| SinkEvent::new(e.bytes, e.id, e.meta))
+        .map(|e| SinkEvent::new(e.bytes, e.id, 0, e.meta))
         .collect();
     let outcome = connector.sink_batch(&events).unwrap();
     assert_eq!(outcome.len(), 128);
@@ -198,6 +198,7 @@ fn a_sink_only_plugin_refuses_pull_and_a_source_only_plugin_refuses_events() {
         .sink_batch(&[SinkEvent::new(
             b"hello",
             EventId { stream: 0, pull: 0 },
+            0,
             b"",
         )])
         .unwrap();

@@ -91,7 +91,7 @@ fn assert_fresh_instance_works(plugin: &Plugin) {
 }
 
 fn event(bytes: &[u8]) -> SinkEvent<'_> {
-    SinkEvent::new(bytes, EventId { stream: 0, pull: 7 }, b"")
+    SinkEvent::new(bytes, EventId { stream: 0, pull: 7 }, 0, b"")
 }
 
 #[test]

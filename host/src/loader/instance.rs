@@ -77,13 +77,14 @@ unsafe impl Send for SinkEvent<'_> {}
 unsafe impl Sync for SinkEvent<'_> {}
 
 impl<'a> SinkEvent<'a> {
-    /// An event with its payload, its id at its source, and metadata (a JSON object as
-    /// bytes, empty when absent).
-    pub fn new(bytes: &'a [u8], id: EventId, meta: &'a [u8]) -> Self {
+    /// An event with its payload, its id at its source, its ingest time (nanoseconds since
+    /// the Unix epoch) and metadata (a JSON object as bytes, empty when absent).
+    pub fn new(bytes: &'a [u8], id: EventId, ingest_ns: u64, meta: &'a [u8]) -> Self {
         Self {
             view: RawEventView {
                 bytes: AbiSlice::from_bytes(bytes),
                 id,
+                ingest_ns,
                 meta: AbiSlice::from_bytes(meta),
             },
             _borrow: PhantomData,
@@ -99,6 +100,11 @@ impl<'a> SinkEvent<'a> {
     /// The event's id at its source.
     pub fn id(&self) -> EventId {
         self.view.id
+    }
+
+    /// When the event was ingested at its source (nanoseconds since the Unix epoch).
+    pub fn ingest_ns(&self) -> u64 {
+        self.view.ingest_ns
     }
 
     /// The metadata, empty when absent.
