@@ -25,12 +25,14 @@
 
 #![deny(unsafe_code)]
 
+pub mod codec;
 mod error;
 #[expect(
     unsafe_code,
     reason = "the loader is the one place where the host touches raw plugin memory"
 )]
 mod loader;
+pub mod processor;
 
 pub use error::{CallError, LoadError};
 pub use loader::{

@@ -1,0 +1,765 @@
+//! Pre- and postprocessors: bytes to frames of bytes, one stream at a time.
+//!
+//! Source side, each stream's chunks go through the connector's preprocessor chain (for
+//! example `lines` splits a stream into lines); sink side, each encoded event goes through
+//! the postprocessor chain (for example `lines` appends a separator). Processors are
+//! stateful per stream and see the end of their stream ([`Processor::finish`]), so framing
+//! that spans chunks works. The interface is deliberately narrow (bytes in, frames out) so
+//! processors can become a plugin kind later.
+
+use std::io::Write as _;
+
+use base64::Engine as _;
+
+/// Frames produced by a processor: one contiguous buffer with frame boundaries, reused
+/// across calls so that steady-state processing allocates nothing per frame.
+#[derive(Debug, Default, Clone)]
+pub struct Frames {
+    data: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Frames {
+    /// No frames.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends one frame.
+    pub fn push(&mut self, frame: &[u8]) {
+        self.data.extend_from_slice(frame);
+        self.ends.push(self.data.len());
+    }
+
+    /// Appends one frame written by `write` into the shared buffer.
+    pub fn push_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.data.len();
+        match write(&mut self.data) {
+            Ok(()) => {
+                self.ends.push(self.data.len());
+                Ok(())
+            }
+            Err(e) => {
+                self.data.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are no frames.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The frames, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.ends.iter().enumerate().map(|(i, &end)| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] };
+            &self.data[start..end]
+        })
+    }
+
+    /// Forgets the frames, keeping the memory.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+    }
+
+    /// The whole buffer and frame end offsets, for moving frames out without copying.
+    pub fn into_parts(self) -> (Vec<u8>, Vec<usize>) {
+        (self.data, self.ends)
+    }
+}
+
+/// Why a processor could not process its input. The input (or the rest of the stream
+/// up to the next frame boundary) is dropped and the error reported on the `err` port.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{processor}: {message}")]
+pub struct ProcessorError {
+    /// The processor's name.
+    pub processor: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// One stage of a pre- or postprocessor chain, for one stream.
+pub trait Processor: Send {
+    /// The processor's name, as written in configuration.
+    fn name(&self) -> &'static str;
+
+    /// Processes one chunk of the stream, appending zero or more frames to `out`.
+    ///
+    /// # Errors
+    /// When the input cannot be processed; the processor stays usable for the rest of the
+    /// stream.
+    fn process(&mut self, input: &[u8], out: &mut Frames) -> Result<(), ProcessorError>;
+
+    /// The stream ended: emits whatever is buffered.
+    ///
+    /// # Errors
+    /// When buffered input is incomplete (a truncated frame).
+    fn finish(&mut self, out: &mut Frames) -> Result<(), ProcessorError> {
+        let _ = out;
+        Ok(())
+    }
+}
+
+/// Which side of the codec a processor runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Source side: before decoding.
+    Pre,
+    /// Sink side: after encoding.
+    Post,
+}
+
+/// A processor as configured: its name and options, validated, able to make one
+/// [`Processor`] per stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessorSpec {
+    direction: Direction,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Lines {
+        separator: Vec<u8>,
+        max_length: usize,
+    },
+    Base64,
+    Gzip,
+    LengthPrefixed {
+        max_length: usize,
+    },
+}
+
+/// Names of the processors, for error messages.
+pub const PROCESSOR_NAMES: &[&str] = &["lines", "base64", "gzip", "gunzip", "length-prefixed"];
+
+/// Default longest frame `lines` and `length-prefixed` accept: 1 MiB.
+pub const DEFAULT_MAX_LENGTH: usize = 1 << 20;
+
+impl ProcessorSpec {
+    /// Validates a processor name and its options (`separator` and `max_length` for
+    /// `lines`, `max_length` for `length-prefixed`).
+    ///
+    /// # Errors
+    /// A message naming the unknown processor or the bad option.
+    pub fn new(
+        direction: Direction,
+        name: &str,
+        options: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, String> {
+        let allowed: &[&str] = match name {
+            "lines" => &["separator", "max_length"],
+            "length-prefixed" => &["max_length"],
+            _ => &[],
+        };
+        if let Some(unknown) = options.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(if allowed.is_empty() {
+                format!("processor `{name}` takes no options, found `{unknown}`")
+            } else {
+                format!(
+                    "unknown option `{unknown}` of processor `{name}`: expected {}",
+                    allowed.join(" or ")
+                )
+            });
+        }
+        let max_length = match options.get("max_length") {
+            None => DEFAULT_MAX_LENGTH,
+            Some(value) => value
+                .as_u64()
+                .filter(|n| *n > 0)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    format!("`max_length` of `{name}` must be a positive integer, found {value}")
+                })?,
+        };
+        let kind = match name {
+            "lines" => {
+                let separator = match options.get("separator") {
+                    None => b"\n".to_vec(),
+                    Some(serde_json::Value::String(s)) if !s.is_empty() => s.as_bytes().to_vec(),
+                    Some(other) => {
+                        return Err(format!(
+                            "`separator` of `lines` must be a non-empty string, found {other}"
+                        ));
+                    }
+                };
+                Kind::Lines {
+                    separator,
+                    max_length,
+                }
+            }
+            "base64" => Kind::Base64,
+            "gzip" | "gunzip" => Kind::Gzip,
+            "length-prefixed" => Kind::LengthPrefixed { max_length },
+            other => {
+                return Err(format!(
+                    "unknown processor `{other}`: expected one of {}",
+                    PROCESSOR_NAMES.join(", ")
+                ));
+            }
+        };
+        Ok(Self { direction, kind })
+    }
+
+    /// A fresh processor for one stream.
+    pub fn instantiate(&self) -> Box<dyn Processor> {
+        match (&self.kind, self.direction) {
+            (
+                Kind::Lines {
+                    separator,
+                    max_length,
+                },
+                Direction::Pre,
+            ) => Box::new(SplitLines {
+                separator: separator.clone(),
+                max_length: *max_length,
+                buffer: Vec::new(),
+                discarding: false,
+            }),
+            (Kind::Lines { separator, .. }, Direction::Post) => Box::new(JoinLines {
+                separator: separator.clone(),
+            }),
+            (Kind::Base64, Direction::Pre) => Box::new(Base64Decode),
+            (Kind::Base64, Direction::Post) => Box::new(Base64Encode),
+            (Kind::Gzip, Direction::Pre) => Box::new(Gunzip { decoder: None }),
+            (Kind::Gzip, Direction::Post) => Box::new(Gzip),
+            (Kind::LengthPrefixed { max_length }, Direction::Pre) => {
+                Box::new(SplitLengthPrefixed {
+                    max_length: *max_length,
+                    buffer: Vec::new(),
+                })
+            }
+            (Kind::LengthPrefixed { max_length }, Direction::Post) => Box::new(AddLengthPrefix {
+                max_length: *max_length,
+            }),
+        }
+    }
+}
+
+/// A chain of processors for one stream, reusing its buffers.
+pub struct Chain {
+    stages: Vec<Box<dyn Processor>>,
+    scratch: Frames,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.stages.iter().map(|s| s.name()))
+            .finish()
+    }
+}
+
+impl Chain {
+    /// A chain of fresh processors for one stream.
+    pub fn new(specs: &[ProcessorSpec]) -> Self {
+        Self {
+            stages: specs.iter().map(ProcessorSpec::instantiate).collect(),
+            scratch: Frames::new(),
+        }
+    }
+
+    /// Whether the chain has no stages (frames pass through unchanged).
+    pub fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+
+    /// Runs `input` through every stage, appending the resulting frames to `out`. Errors
+    /// of any stage are collected in `errors`; the other frames still come out.
+    pub fn process(&mut self, input: &[u8], out: &mut Frames, errors: &mut Vec<ProcessorError>) {
+        self.run(Some(input), out, errors);
+    }
+
+    /// The stream ended: flushes every stage in order, appending to `out`.
+    pub fn finish(&mut self, out: &mut Frames, errors: &mut Vec<ProcessorError>) {
+        self.run(None, out, errors);
+    }
+
+    fn run(&mut self, input: Option<&[u8]>, out: &mut Frames, errors: &mut Vec<ProcessorError>) {
+        if self.stages.is_empty() {
+            if let Some(input) = input {
+                out.push(input);
+            }
+            return;
+        }
+        // `current` holds the frames entering the stage; at the end of the stream each stage
+        // also flushes after processing what the previous stage flushed.
+        let mut current = Frames::new();
+        std::mem::swap(&mut current, &mut self.scratch);
+        current.clear();
+        if let Some(input) = input {
+            current.push(input);
+        }
+        let last = self.stages.len() - 1;
+        for (index, stage) in self.stages.iter_mut().enumerate() {
+            let mut next = if index == last {
+                std::mem::take(out)
+            } else {
+                Frames::new()
+            };
+            for frame in current.iter() {
+                if let Err(e) = stage.process(frame, &mut next) {
+                    errors.push(e);
+                }
+            }
+            if input.is_none()
+                && let Err(e) = stage.finish(&mut next)
+            {
+                errors.push(e);
+            }
+            if index == last {
+                *out = next;
+            } else {
+                current = next;
+            }
+        }
+        current.clear();
+        self.scratch = current;
+    }
+}
+
+struct SplitLines {
+    separator: Vec<u8>,
+    max_length: usize,
+    /// The unfinished line so far.
+    buffer: Vec<u8>,
+    /// After an over-long line: drop input until the next separator.
+    discarding: bool,
+}
+
+impl SplitLines {
+    fn too_long(&self) -> ProcessorError {
+        ProcessorError {
+            processor: "lines",
+            message: format!(
+                "line longer than max_length ({} bytes): dropped",
+                self.max_length
+            ),
+        }
+    }
+}
+
+impl Processor for SplitLines {
+    fn name(&self) -> &'static str {
+        "lines"
+    }
+
+    fn process(&mut self, input: &[u8], out: &mut Frames) -> Result<(), ProcessorError> {
+        // A separator may straddle the previous chunk and this one: search from the last
+        // `separator.len() - 1` buffered bytes.
+        let overlap = self.separator.len() - 1;
+        let mut search_from = self.buffer.len().saturating_sub(overlap);
+        self.buffer.extend_from_slice(input);
+        let mut error = None;
+        let mut line_start = 0;
+        while let Some(at) = find(&self.buffer[search_from..], &self.separator) {
+            let line_end = search_from + at;
+            if std::mem::take(&mut self.discarding) {
+                // The tail of an over-long line: already reported.
+            } else if line_end - line_start > self.max_length {
+                error = Some(self.too_long());
+            } else {
+                out.push(&self.buffer[line_start..line_end]);
+            }
+            line_start = line_end + self.separator.len();
+            search_from = line_start;
+        }
+        self.buffer.drain(..line_start);
+        if self.buffer.len() > self.max_length && !self.discarding {
+            error = Some(self.too_long());
+            self.discarding = true;
+        }
+        if self.discarding {
+            // Keep only what could be the start of a separator.
+            let keep_from = self.buffer.len().saturating_sub(overlap);
+            self.buffer.drain(..keep_from);
+        }
+        error.map_or(Ok(()), Err)
+    }
+
+    fn finish(&mut self, out: &mut Frames) -> Result<(), ProcessorError> {
+        if !std::mem::take(&mut self.discarding) && !self.buffer.is_empty() {
+            out.push(&self.buffer);
+        }
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() == 1 {
+        return haystack.iter().position(|b| *b == needle[0]);
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+struct JoinLines {
+    separator: Vec<u8>,
+}
+
+impl Processor for JoinLines {
+    fn name(&self) -> &'static str {
+        "lines"
+    }
+
+    fn process(&mut self, input: &[u8], out: &mut Frames) -> Result<(), ProcessorError> {
+        out.push_with(|buf| {
+            buf.extend_from_slice(input);
+            buf.extend_from_slice(&self.separator);
+            Ok(())
+        })
+    }
+}
+
+struct Base64Decode;
+
+impl Processor for Base64Decode {
+    fn name(&self) -> &'static str {
+        "base64"
+    }
+
+    fn process(&mut self, input: &[u8], out: &mut Frames) -> Result<(), ProcessorError> {
+        out.push_with(|buf| {
+            base64::engine::general_purpose::STANDARD
+                .decode_vec(input.trim_ascii(), buf)
+                .map_err(|e| ProcessorError {
+                    processor: "base64",
+                    message: format!("invalid base64: {e}"),
+                })
+        })
+    }
+}
+
+struct Base64Encode;
+
+impl Processor for Base64Encode {
+    fn name(&self) -> &'static str {
+        "base64"
+    }
+
+    fn process(&mut self, input: &[u8], out: &mut Frames) -> Result<(), ProcessorError> {
+        out.push_with(|buf| {
+            let start = buf.len();
+            let len = base64::encoded_len(input.len(), true).ok_or_else(|| ProcessorError {
+                processor: "base64",
+                message: format!("frame of {} bytes is too large to encode", input.len()),
+            })?;
+            buf.resize(start + len, 0);
+            let written = base64::engine::general_purpose::STANDARD
+                .encode_slice(input, &mut buf[start..])
+                .map_err(|e| ProcessorError {
+                    processor: "base64",
+                    message: e.to_string(),
+                })?;
+            buf.truncate(start + written);
+            Ok(())
+        })
+    }
+}
+
+/// Decompresses a stream of concatenated gzip members, however it is chunked.
+struct Gunzip {
+    decoder: Option<flate2::write::MultiGzDecoder<Vec<u8>>>,
+}
+
+impl Processor for Gunzip {
+    fn name(&self) -> &'static str {
+        "gunzip"
+    }
+
+    fn process(&mut self, input: &[u8], out: &mut Frames) -> Result<(), ProcessorError> {
+        let decoder = self
+            .decoder
+            .get_or_insert_with(|| flate2::write::MultiGzDecoder::new(Vec::new()));
+        let result = decoder.write_all(input).and_then(|()| decoder.flush());
+        let produced = decoder.get_mut();
+        if !produced.is_empty() {
+            out.push(produced);
+            produced.clear();
+        }
+        result.map_err(|e| {
+            // The stream is corrupt from here: start afresh with the next chunk.
+            self.decoder = None;
+            ProcessorError {
+                processor: "gunzip",
+                message: format!("invalid gzip data: {e}"),
+            }
+        })
+    }
+
+    fn finish(&mut self, out: &mut Frames) -> Result<(), ProcessorError> {
+        let Some(decoder) = self.decoder.take() else {
+            return Ok(());
+        };
+        match decoder.finish() {
+            Ok(rest) if rest.is_empty() => Ok(()),
+            Ok(rest) => {
+                out.push(&rest);
+                Ok(())
+            }
+            Err(e) => Err(ProcessorError {
+                processor: "gunzip",
+                message: format!("truncated gzip data: {e}"),
+            }),
+        }
+    }
+}
+
+struct Gzip;
+
+impl Processor for Gzip {
+    fn name(&self) -> &'static str {
+        "gzip"
+    }
+
+    fn process(&mut self, input: &[u8], out: &mut Frames) -> Result<(), ProcessorError> {
+        out.push_with(|buf| {
+            let mut encoder = flate2::write::GzEncoder::new(buf, flate2::Compression::fast());
+            encoder
+                .write_all(input)
+                .and_then(|()| encoder.try_finish())
+                .map_err(|e| ProcessorError {
+                    processor: "gzip",
+                    message: e.to_string(),
+                })
+        })
+    }
+}
+
+/// Splits a stream of `[u32 big-endian length][payload]` records.
+struct SplitLengthPrefixed {
+    max_length: usize,
+    buffer: Vec<u8>,
+}
+
+impl Processor for SplitLengthPrefixed {
+    fn name(&self) -> &'static str {
+        "length-prefixed"
+    }
+
+    fn process(&mut self, input: &[u8], out: &mut Frames) -> Result<(), ProcessorError> {
+        self.buffer.extend_from_slice(input);
+        let mut at = 0;
+        let result = loop {
+            let Some(header) = self.buffer.get(at..at + 4) else {
+                break Ok(());
+            };
+            let len = u32::from_be_bytes(header.try_into().expect("4 bytes")) as usize;
+            if len > self.max_length {
+                // The stream is out of sync (or hostile): nothing after this can be trusted.
+                let message = format!(
+                    "record of {len} bytes exceeds max_length ({}): rest of stream dropped",
+                    self.max_length
+                );
+                self.buffer.clear();
+                return Err(ProcessorError {
+                    processor: "length-prefixed",
+                    message,
+                });
+            }
+            let Some(payload) = self.buffer.get(at + 4..at + 4 + len) else {
+                break Ok(());
+            };
+            out.push(payload);
+            at += 4 + len;
+        };
+        self.buffer.drain(..at);
+        result
+    }
+
+    fn finish(&mut self, _out: &mut Frames) -> Result<(), ProcessorError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let message = format!(
+            "stream ended inside a record ({} bytes left over)",
+            self.buffer.len()
+        );
+        self.buffer.clear();
+        Err(ProcessorError {
+            processor: "length-prefixed",
+            message,
+        })
+    }
+}
+
+struct AddLengthPrefix {
+    max_length: usize,
+}
+
+impl Processor for AddLengthPrefix {
+    fn name(&self) -> &'static str {
+        "length-prefixed"
+    }
+
+    fn process(&mut self, input: &[u8], out: &mut Frames) -> Result<(), ProcessorError> {
+        let len = u32::try_from(input.len())
+            .ok()
+            .filter(|n| *n as usize <= self.max_length)
+            .ok_or_else(|| ProcessorError {
+                processor: "length-prefixed",
+                message: format!(
+                    "frame of {} bytes exceeds max_length ({})",
+                    input.len(),
+                    self.max_length
+                ),
+            })?;
+        out.push_with(|buf| {
+            buf.extend_from_slice(&len.to_be_bytes());
+            buf.extend_from_slice(input);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(direction: Direction, name: &str, options: serde_json::Value) -> ProcessorSpec {
+        ProcessorSpec::new(direction, name, options.as_object().unwrap()).unwrap()
+    }
+
+    fn run(chain: &mut Chain, chunks: &[&[u8]]) -> (Vec<Vec<u8>>, Vec<ProcessorError>) {
+        let (mut out, mut errors) = (Frames::new(), Vec::new());
+        for chunk in chunks {
+            chain.process(chunk, &mut out, &mut errors);
+        }
+        chain.finish(&mut out, &mut errors);
+        (out.iter().map(<[u8]>::to_vec).collect(), errors)
+    }
+
+    #[test]
+    fn lines_split_across_chunks_and_flush_the_last_line() {
+        let specs = [spec(Direction::Pre, "lines", serde_json::json!({}))];
+        let (frames, errors) = run(&mut Chain::new(&specs), &[b"one\ntw", b"o\n\nthr", b"ee"]);
+        assert!(errors.is_empty());
+        assert_eq!(frames, [&b"one"[..], b"two", b"", b"three"]);
+    }
+
+    #[test]
+    fn multi_byte_separator_straddling_chunks() {
+        let specs = [spec(
+            Direction::Pre,
+            "lines",
+            serde_json::json!({ "separator": "\r\n" }),
+        )];
+        let (frames, _) = run(&mut Chain::new(&specs), &[b"a\r", b"\nb\r\nc"]);
+        assert_eq!(frames, [&b"a"[..], b"b", b"c"]);
+    }
+
+    #[test]
+    fn over_long_lines_are_dropped_with_an_error_and_the_stream_resyncs() {
+        let specs = [spec(
+            Direction::Pre,
+            "lines",
+            serde_json::json!({ "max_length": 4 }),
+        )];
+        let (frames, errors) = run(
+            &mut Chain::new(&specs),
+            &[b"ok\ntoo lo", b"ng line\nfine\n"],
+        );
+        assert_eq!(frames, [&b"ok"[..], b"fine"]);
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("longer than max_length (4 bytes)"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn post_lines_base64_gzip_round_trip_through_pre_chain() {
+        let post = [
+            spec(Direction::Post, "base64", serde_json::json!({})),
+            spec(Direction::Post, "lines", serde_json::json!({})),
+            spec(Direction::Post, "gzip", serde_json::json!({})),
+        ];
+        let pre = [
+            spec(Direction::Pre, "gunzip", serde_json::json!({})),
+            spec(Direction::Pre, "lines", serde_json::json!({})),
+            spec(Direction::Pre, "base64", serde_json::json!({})),
+        ];
+        let events: [&[u8]; 3] = [b"first \x00 binary", b"", b"third\nwith newline"];
+        let (encoded, errors) = run(&mut Chain::new(&post), &events);
+        assert!(errors.is_empty(), "{errors:?}");
+        let stream: Vec<u8> = encoded.concat();
+        // Feed the compressed stream back in awkward chunks.
+        let chunks: Vec<&[u8]> = stream.chunks(7).collect();
+        let (decoded, errors) = run(&mut Chain::new(&pre), &chunks);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(decoded, events);
+    }
+
+    #[test]
+    fn length_prefixed_round_trip_and_truncation() {
+        let post = [spec(
+            Direction::Post,
+            "length-prefixed",
+            serde_json::json!({}),
+        )];
+        let pre = [spec(
+            Direction::Pre,
+            "length-prefixed",
+            serde_json::json!({}),
+        )];
+        let (encoded, _) = run(&mut Chain::new(&post), &[b"abc", b"", b"defgh"]);
+        let stream = encoded.concat();
+        let (decoded, errors) = run(&mut Chain::new(&pre), &stream.chunks(2).collect::<Vec<_>>());
+        assert!(errors.is_empty());
+        assert_eq!(decoded, [&b"abc"[..], b"", b"defgh"]);
+        let (decoded, errors) = run(&mut Chain::new(&pre), &[&stream[..stream.len() - 1]]);
+        assert_eq!(decoded, [&b"abc"[..], b""]);
+        assert!(
+            errors[0].message.contains("stream ended inside a record"),
+            "{:?}",
+            errors
+        );
+    }
+
+    #[test]
+    fn invalid_input_is_an_error_not_a_panic() {
+        let pre = [spec(Direction::Pre, "base64", serde_json::json!({}))];
+        let (frames, errors) = run(&mut Chain::new(&pre), &[b"!!not base64!!", b"aGk="]);
+        assert_eq!(frames, [b"hi"]);
+        assert_eq!(errors[0].processor, "base64");
+        let pre = [spec(Direction::Pre, "gunzip", serde_json::json!({}))];
+        let (_, errors) = run(&mut Chain::new(&pre), &[b"definitely not gzip"]);
+        assert_eq!(errors[0].processor, "gunzip");
+    }
+
+    #[test]
+    fn bad_names_and_options_are_explained() {
+        let none = serde_json::Map::new();
+        let error = ProcessorSpec::new(Direction::Pre, "zstd", &none).unwrap_err();
+        assert_eq!(
+            error,
+            "unknown processor `zstd`: expected one of lines, base64, gzip, gunzip, length-prefixed"
+        );
+        let options = serde_json::json!({ "level": 9 });
+        let error =
+            ProcessorSpec::new(Direction::Post, "gzip", options.as_object().unwrap()).unwrap_err();
+        assert_eq!(error, "processor `gzip` takes no options, found `level`");
+        let options = serde_json::json!({ "max_length": -1 });
+        let error =
+            ProcessorSpec::new(Direction::Pre, "lines", options.as_object().unwrap()).unwrap_err();
+        assert_eq!(
+            error,
+            "`max_length` of `lines` must be a positive integer, found -1"
+        );
+    }
+}
