@@ -26,12 +26,15 @@
 #![deny(unsafe_code)]
 
 pub mod codec;
+pub mod config;
+pub mod discovery;
 mod error;
 #[expect(
     unsafe_code,
     reason = "the loader is the one place where the host touches raw plugin memory"
 )]
 mod loader;
+pub mod pipeline;
 pub mod processor;
 
 pub use error::{CallError, LoadError};

@@ -6,6 +6,9 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use weir_host::Plugin;
+use weir_host::config::PipelineSpec;
+use weir_host::discovery::{PluginPath, PluginRepository};
+use weir_host::pipeline::Pipeline;
 
 /// Weir: an event processor whose connectors are plugins.
 ///
@@ -14,12 +17,27 @@ use weir_host::Plugin;
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about, long_about)]
 struct Cli {
+    /// A directory to look for plugins in (repeatable; searched before WEIR_PLUGIN_PATH and
+    /// the directory of the weir executable).
+    #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
+    plugin_dirs: Vec<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Validate a pipeline file without running it.
+    ///
+    /// Parses the file, resolves every plugin on the plugin path, checks the bindings, and
+    /// has each plugin validate its connector's config. Every problem is printed with the
+    /// file, line and column, and key path. Exits 0 when the pipeline is valid, 1 otherwise.
+    Check {
+        /// The pipeline file (TOML).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Inspect and validate plugin files.
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -27,6 +45,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PluginsCommand {
+    /// List the plugins found on the plugin path (--plugin-dir, WEIR_PLUGIN_PATH, and the
+    /// directory of the weir executable), and the plugin files that were refused.
+    List,
     /// Load and validate plugin files, and print what each says about itself.
     ///
     /// Each file goes through every load-time check (ELF symbol table, metadata, ABI version,
@@ -48,7 +69,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let plugin_path = PluginPath::new(&cli.plugin_dirs);
     match cli.command {
+        Command::Check { file } => check(&file, &plugin_path),
+        Command::Plugins(PluginsCommand::List) => list(&plugin_path),
         Command::Plugins(PluginsCommand::Inspect { files }) => inspect(&files),
     }
 }
@@ -85,4 +109,61 @@ fn inspect(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn check(file: &std::path::Path, plugin_path: &PluginPath) -> ExitCode {
+    let result = PipelineSpec::read(file)
+        .and_then(|spec| Pipeline::resolve(spec, &PluginRepository::scan(plugin_path)));
+    match result {
+        Ok(pipeline) => {
+            println!(
+                "{}: ok ({} connector(s), {} binding(s))",
+                file.display(),
+                pipeline.spec.connectors.len(),
+                pipeline.spec.bindings.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn list(plugin_path: &PluginPath) -> ExitCode {
+    let repository = PluginRepository::scan(plugin_path);
+    println!("plugin path:");
+    for dir in plugin_path.dirs() {
+        println!("  {}", dir.display());
+    }
+    println!("plugins:");
+    for plugin in repository.plugins() {
+        let info = plugin.info();
+        println!(
+            "  {:<12} {:<8} {:<12} {}",
+            info.name,
+            info.version,
+            info.capabilities(),
+            info.path.display()
+        );
+    }
+    let refused: Vec<_> = repository
+        .skipped()
+        .iter()
+        .filter(|s| {
+            !matches!(
+                s.error,
+                weir_host::LoadError::MissingMetadataSymbol { .. }
+                    | weir_host::LoadError::NotSharedObject { .. }
+            )
+        })
+        .collect();
+    if !refused.is_empty() {
+        println!("refused:");
+        for skipped in refused {
+            println!("  {}", skipped.error);
+        }
+    }
+    ExitCode::SUCCESS
 }
