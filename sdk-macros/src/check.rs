@@ -1,7 +1,9 @@
 //! The rules a connector impl must follow, each reported on the offending tokens.
 
 use crate::errors::Errors;
-use crate::model::{CONNECTOR_METHODS, ConnectorImpl, SOURCE_ONLY_METHODS, name};
+use crate::model::{
+    CONNECTOR_METHODS, ConnectorImpl, SINK_ONLY_METHODS, SOURCE_ONLY_METHODS, name,
+};
 
 /// Applies every rule, reporting all violations.
 pub(crate) fn check(connector: &ConnectorImpl<'_>, errors: &mut Errors) {
@@ -51,6 +53,20 @@ pub(crate) fn check(connector: &ConnectorImpl<'_>, errors: &mut Errors) {
             connector.self_ty,
             "a connector must be a source (define `pull`), a sink (define `on_event`), or both",
         );
+    }
+    if !sink {
+        for method in &connector.methods {
+            let ident = name(method);
+            if SINK_ONLY_METHODS.iter().any(|m| ident == m) {
+                errors.error_spanned_by(
+                    ident,
+                    format!(
+                        "`{ident}` is only called on sinks, and this connector is not one \
+                         (it does not define `on_event`)"
+                    ),
+                );
+            }
+        }
     }
     if !source {
         for method in &connector.methods {

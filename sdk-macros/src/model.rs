@@ -109,11 +109,15 @@ pub(crate) const CONNECTOR_METHODS: &[&str] = &[
     "on_ack",
     "on_fail",
     "on_circuit",
+    "on_tick",
     "on_event",
 ];
 
 /// Methods that are only ever called on sources.
 pub(crate) const SOURCE_ONLY_METHODS: &[&str] = &["on_ack", "on_fail", "on_circuit"];
+
+/// Methods that are only ever called on sinks.
+pub(crate) const SINK_ONLY_METHODS: &[&str] = &["on_tick"];
 
 /// The method's name.
 pub(crate) fn name(method: &ImplItemFn) -> &Ident {

@@ -283,6 +283,9 @@ impl<T: Export> ConnectorFfi for Adapter<T> {
         let mut circuit = None;
         let mut processed = 0;
         let result = self.call(error, |state, ctx| {
+            if events.is_empty() {
+                return state.on_tick(&mut SinkContext::new(ctx, &mut circuit));
+            }
             for (view, reply) in events.iter().zip(replies.iter_mut()) {
                 // SAFETY: the host keeps the event bytes alive for the duration of the call.
                 let (bytes, meta) = unsafe { (view.bytes.as_bytes(), view.meta.as_bytes()) };

@@ -479,6 +479,9 @@ pub struct RawEventView {
 }
 
 /// Arguments of [`ConnectorFfi::sink_batch`].
+///
+/// A batch of zero events is a *tick*: the host sends ticks periodically while the sink's
+/// circuit breaker is closed (no events reach it then), so that it can reopen it.
 #[repr(C)]
 #[derive(Debug)]
 pub struct SinkArgs {

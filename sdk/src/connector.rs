@@ -95,6 +95,14 @@ pub trait Connector: Sized + Send + 'static {
         Ok(())
     }
 
+    /// Sink side: called periodically while this sink's circuit breaker is closed (no events
+    /// reach it then), so that it can reopen it with [`SinkContext::open_circuit`], for
+    /// example once a peer is reachable again.
+    fn on_tick(&mut self, ctx: &mut SinkContext<'_>) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
     /// Sink side: delivers one event. Reply [`SinkReply::Ack`], [`SinkReply::Fail`] or
     /// [`SinkReply::Auto`]; an error counts as a fail and is reported. Move the circuit
     /// breaker with [`SinkContext::close_circuit`] / [`SinkContext::open_circuit`].
