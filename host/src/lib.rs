@@ -36,6 +36,7 @@ mod error;
 mod loader;
 pub mod pipeline;
 pub mod processor;
+pub mod runtime;
 
 pub use error::{CallError, LoadError};
 pub use loader::{

@@ -9,6 +9,7 @@ use weir_host::Plugin;
 use weir_host::config::PipelineSpec;
 use weir_host::discovery::{PluginPath, PluginRepository};
 use weir_host::pipeline::Pipeline;
+use weir_host::runtime::{RuntimeOptions, StopReason};
 
 /// Weir: an event processor whose connectors are plugins.
 ///
@@ -28,6 +29,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a pipeline file until its sources finish, a connector asks to stop, or Ctrl-C.
+    ///
+    /// On Ctrl-C or SIGTERM the pipeline drains: sources stop, every event in flight is
+    /// delivered or failed back to its source, then sinks flush and report. Exits 0 after a
+    /// clean run, 1 on configuration errors or when a connector failed for good.
+    Run {
+        /// The pipeline file (TOML).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print every connector's metrics every SECS seconds (always printed at shutdown).
+        #[arg(long, value_name = "SECS")]
+        metrics_interval: Option<f64>,
+        /// Longest time draining may take at shutdown before connectors are stopped anyway.
+        #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+        drain_timeout: f64,
+        /// Most events a source is asked for in one pull.
+        #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        batch_size: u32,
+    },
     /// Validate a pipeline file without running it.
     ///
     /// Parses the file, resolves every plugin on the plugin path, checks the bindings, and
@@ -71,6 +91,28 @@ fn main() -> ExitCode {
         .init();
     let plugin_path = PluginPath::new(&cli.plugin_dirs);
     match cli.command {
+        Command::Run {
+            file,
+            metrics_interval,
+            drain_timeout,
+            batch_size,
+        } => {
+            let mut options = RuntimeOptions {
+                batch_size,
+                ..RuntimeOptions::default()
+            };
+            match seconds("--metrics-interval", metrics_interval).and_then(|m| {
+                options.metrics_interval = m;
+                seconds("--drain-timeout", Some(drain_timeout))
+            }) {
+                Ok(drain) => options.drain_timeout = drain.unwrap_or(options.drain_timeout),
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(2);
+                }
+            }
+            run(&file, &plugin_path, options)
+        }
         Command::Check { file } => check(&file, &plugin_path),
         Command::Plugins(PluginsCommand::List) => list(&plugin_path),
         Command::Plugins(PluginsCommand::Inspect { files }) => inspect(&files),
@@ -166,4 +208,84 @@ fn list(plugin_path: &PluginPath) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn seconds(flag: &str, value: Option<f64>) -> Result<Option<std::time::Duration>, String> {
+    value
+        .map(|secs| {
+            std::time::Duration::try_from_secs_f64(secs)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("{flag} must be a positive number of seconds, found {secs}"))
+        })
+        .transpose()
+}
+
+fn run(file: &std::path::Path, plugin_path: &PluginPath, options: RuntimeOptions) -> ExitCode {
+    let pipeline = match PipelineSpec::read(file)
+        .and_then(|spec| Pipeline::resolve(spec, &PluginRepository::scan(plugin_path)))
+    {
+        Ok(pipeline) => pipeline,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = runtime.block_on(weir_host::runtime::run(pipeline, options, interrupted()));
+    let reason = match &report.reason {
+        StopReason::Finished => "all sources finished".to_owned(),
+        StopReason::Signal => "interrupted".to_owned(),
+        StopReason::Requested { connector } => format!("connector `{connector}` asked to stop"),
+    };
+    tracing::info!(%reason, "pipeline stopped");
+    let mut ok = true;
+    for (connector, error) in &report.failed {
+        eprintln!("error: connector `{connector}` failed for good: {error}");
+        ok = false;
+    }
+    if report.drain_timed_out {
+        eprintln!(
+            "error: draining timed out: some events in flight were neither delivered nor failed back"
+        );
+        ok = false;
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => {
+            if let Err(error) = result {
+                tracing::warn!(%error, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+        () = terminate => {}
+    }
 }

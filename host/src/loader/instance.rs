@@ -234,6 +234,11 @@ impl EventBatch {
         &self.ended_streams
     }
 
+    /// Records the end of `stream` on the host's behalf (a finished source ends them all).
+    pub fn end_stream(&mut self, stream: u64) {
+        self.ended_streams.push(stream);
+    }
+
     fn append(&mut self, bytes: &[u8]) -> Range<usize> {
         let start = self.data.len();
         self.data.extend_from_slice(bytes);
