@@ -66,27 +66,31 @@ pub(crate) struct BatchFeedback {
 pub(crate) enum Msg {
     Events(Arc<Batch>),
     Feedback(BatchFeedback),
+    /// A sink this source feeds moved its breaker. Sent by the sink itself, before the
+    /// verdicts of the batch that moved it, so the source pauses before it gets credit back.
+    Circuit {
+        sink: usize,
+        circuit: Circuit,
+    },
     Control(Control),
 }
 
-/// Lifecycle and circuit-breaker commands from the world.
+/// Lifecycle commands from the world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Control {
     /// Stop pulling; report `Drained` once nothing is in flight.
     Drain,
     /// Stop: flush, close, exit the thread.
     Stop,
-    /// A sink this source feeds closed its breaker.
-    CircuitClosed,
-    /// Every sink this source feeds has its breaker open.
-    CircuitOpened,
 }
 
-/// Where a connector's output goes.
+/// Where a connector's output goes, and where its input comes from.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Routes {
     pub(crate) out: Vec<usize>,
     pub(crate) err: Vec<usize>,
+    /// Sources that feed this connector (told about its circuit breaker).
+    pub(crate) upstream: Vec<usize>,
 }
 
 impl Routes {
@@ -142,7 +146,8 @@ struct State {
     reported_finished: bool,
     draining: bool,
     reported_drained: bool,
-    downstream_closed: bool,
+    /// Sinks fed by this source whose breaker is closed; it is paused while any is.
+    closed_downstream: std::collections::BTreeSet<usize>,
     idle: Duration,
     // Sink side.
     post_chain: Chain,
@@ -177,7 +182,7 @@ impl ConnectorThread {
             reported_finished: false,
             draining: false,
             reported_drained: false,
-            downstream_closed: false,
+            closed_downstream: std::collections::BTreeSet::new(),
             idle: MIN_IDLE,
             post_chain,
             encoded: Vec::new(),
@@ -247,7 +252,7 @@ impl State {
             && self.instance.is_some()
             && !self.finished
             && !self.draining
-            && !self.downstream_closed
+            && self.closed_downstream.is_empty()
             && self.in_flight_events < self.t.options.max_in_flight
     }
 
@@ -317,7 +322,7 @@ impl State {
                 continue;
             }
             let mut notices = vec![Notice::Start];
-            if self.downstream_closed {
+            if !self.closed_downstream.is_empty() {
                 notices.push(Notice::CircuitClosed);
             }
             if notices.into_iter().all(|notice| self.call_notice(notice)) {
@@ -422,14 +427,21 @@ impl State {
                 self.report_progress();
                 Ok(())
             }
-            Msg::Control(Control::CircuitClosed) => {
-                self.downstream_closed = true;
-                self.call_notice(Notice::CircuitClosed);
-                Ok(())
-            }
-            Msg::Control(Control::CircuitOpened) => {
-                self.downstream_closed = false;
-                self.call_notice(Notice::CircuitOpened);
+            Msg::Circuit { sink, circuit } => {
+                let was_paused = !self.closed_downstream.is_empty();
+                match circuit {
+                    Circuit::Closed => self.closed_downstream.insert(sink),
+                    Circuit::Open => self.closed_downstream.remove(&sink),
+                };
+                let paused = !self.closed_downstream.is_empty();
+                if paused != was_paused {
+                    tracing::debug!(connector = %self.id(), paused, "downstream circuit breaker changed");
+                    self.call_notice(if paused {
+                        Notice::CircuitClosed
+                    } else {
+                        Notice::CircuitOpened
+                    });
+                }
                 Ok(())
             }
         }
@@ -889,10 +901,12 @@ impl State {
             .circuit_closed
             .store(closed, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(connector = %self.id(), circuit = if closed { "closed" } else { "open" }, "circuit breaker changed");
-        let _ = self.t.world.send(WorldEvent::Circuit {
-            sink: self.t.index,
-            circuit,
-        });
+        for &source in &self.t.routes.upstream {
+            let _ = self.t.peers[source].send(Msg::Circuit {
+                sink: self.t.index,
+                circuit,
+            });
+        }
     }
 
     /// While the breaker is closed, ticks the sink so it can reopen it.
@@ -930,7 +944,7 @@ impl State {
                 Msg::Feedback(feedback) => {
                     let _ = self.on_feedback(feedback);
                 }
-                Msg::Control(_) => {}
+                Msg::Circuit { .. } | Msg::Control(_) => {}
             }
         }
         if let Some(mut instance) = self.instance.take() {

@@ -2,8 +2,8 @@
 //!
 //! Each connector instance runs on a dedicated thread (see [`connector`](self) for why)
 //! that owns its source and sink managers. The world is a task on a small tokio runtime
-//! that owns everything else: it routes circuit-breaker changes to the sources upstream,
-//! prints metrics on an interval, and drives shutdown.
+//! that owns everything else: it prints metrics on an interval and drives shutdown.
+//! Circuit-breaker changes go straight from a sink to the sources that feed it.
 //!
 //! Shutdown happens when every source has finished and every event got its verdict, when a
 //! connector asks for it (a benchmark sink that has seen enough), or on Ctrl-C / SIGTERM:
@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
-use weir_sdk::Circuit;
 
 pub use connector::{Batch, Event};
 pub use metrics::{Metrics, MetricsSnapshot};
@@ -64,8 +63,6 @@ pub(crate) enum WorldEvent {
     Finished(usize),
     /// A draining source has nothing in flight any more.
     Drained(usize),
-    /// A sink's circuit breaker changed.
-    Circuit { sink: usize, circuit: Circuit },
     /// A connector asked for the runtime to shut down.
     ShutdownRequested(usize),
     /// A connector failed for good (no restarts left).
@@ -122,11 +119,18 @@ pub async fn run(
             }
         }
     }
-    // Which sources each sink feeds, for circuit breakers.
-    let mut upstream = vec![BTreeSet::new(); n];
-    for (source, route) in routes.iter().enumerate() {
-        for &sink in route.out.iter().chain(&route.err) {
-            upstream[sink].insert(source);
+    // Which sources feed each sink, for circuit breakers.
+    for source in 0..n {
+        let sinks: Vec<usize> = routes[source]
+            .out
+            .iter()
+            .chain(&routes[source].err)
+            .copied()
+            .collect();
+        for sink in sinks {
+            if !routes[sink].upstream.contains(&source) {
+                routes[sink].upstream.push(source);
+            }
         }
     }
     let (world_tx, world_rx) = unbounded_channel();
@@ -171,8 +175,6 @@ pub async fn run(
         ids,
         peers,
         metrics,
-        upstream,
-        closed_sinks: BTreeSet::new(),
         active_sources: sources.clone(),
         sources,
         drained: BTreeSet::new(),
@@ -203,8 +205,6 @@ struct World {
     ids: Vec<String>,
     peers: Arc<Vec<std::sync::mpsc::Sender<Msg>>>,
     metrics: Vec<Arc<Metrics>>,
-    upstream: Vec<BTreeSet<usize>>,
-    closed_sinks: BTreeSet<usize>,
     sources: BTreeSet<usize>,
     active_sources: BTreeSet<usize>,
     drained: BTreeSet<usize>,
@@ -296,7 +296,6 @@ impl World {
             WorldEvent::Drained(source) => {
                 self.drained.insert(source);
             }
-            WorldEvent::Circuit { sink, circuit } => self.on_circuit(sink, circuit),
             WorldEvent::ShutdownRequested(connector) => {
                 if self.phase == Phase::Running {
                     tracing::info!(connector = %self.ids[connector], "shutdown requested by connector");
@@ -327,35 +326,6 @@ impl World {
                 self.active_sources.remove(&connector);
             }
         }
-    }
-
-    fn on_circuit(&mut self, sink: usize, circuit: Circuit) {
-        let was_closed: Vec<bool> = (0..self.ids.len())
-            .map(|s| self.source_blocked(s))
-            .collect();
-        match circuit {
-            Circuit::Closed => self.closed_sinks.insert(sink),
-            Circuit::Open => self.closed_sinks.remove(&sink),
-        };
-        for &source in &self.upstream[sink] {
-            let now_closed = self.source_blocked(source);
-            if now_closed != was_closed[source] {
-                let control = if now_closed {
-                    Control::CircuitClosed
-                } else {
-                    Control::CircuitOpened
-                };
-                tracing::debug!(connector = %self.ids[source], ?control, "source circuit");
-                let _ = self.peers[source].send(Msg::Control(control));
-            }
-        }
-    }
-
-    /// Whether any sink `source` feeds has its breaker closed.
-    fn source_blocked(&self, source: usize) -> bool {
-        self.closed_sinks
-            .iter()
-            .any(|sink| self.upstream[*sink].contains(&source))
     }
 
     fn begin_shutdown(&mut self, reason: StopReason) {
