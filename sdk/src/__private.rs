@@ -11,6 +11,7 @@ use std::sync::{Once, OnceLock};
 
 use serde::de::DeserializeOwned;
 
+use crate::abi::HostApi;
 use crate::abi::{
     AbiSlice, CONNECTOR_ABI, CallStatus, Capabilities, CircuitChange, CloseArgs, ConnectArgs,
     ConnectorFfi, ConnectorObject, ConnectorPluginDecl, ConnectorVtable, CreateArgs, ErrorKind,
@@ -112,7 +113,8 @@ extern "C" fn create<T: Export>(args: &mut CreateArgs) -> CallStatus {
     // SAFETY: the host passes slices that are valid for the duration of this call.
     let (config, id) = unsafe { (args.config.as_bytes(), args.connector_id.as_bytes()) };
     let host = args.host;
-    let created = trap(error, || {
+    crate::log::install(&host);
+    let created = trap_for(error, Some(&host), || {
         let config = parse_config::<T::Config>(config)?;
         let ctx = ConnectorContext::new(String::from_utf8_lossy(id).into_owned(), host);
         let state = T::new(config, &ctx)
@@ -185,7 +187,7 @@ impl<T: Connector> Adapter<T> {
             return Err(CallStatus::POISONED);
         };
         let ctx = &self.ctx;
-        match trap(error, || f(state, ctx)) {
+        match trap_for(error, Some(ctx.host()), || f(state, ctx)) {
             Some(Ok(value)) => Ok(value),
             Some(Err(e)) => {
                 report(error, ErrorKind::CONNECTOR, e.message(), "", "");
@@ -383,9 +385,16 @@ pub fn report(error: ErrorSink, kind: ErrorKind, message: &str, location: &str, 
     unsafe { report(error.ctx, &record) };
 }
 
-thread_local! {
+/// What the trampolines keep per thread, in one thread-local (one lookup per call).
+struct TrapState {
     /// How many trampolines are active on this thread (they can nest: `create` runs `new`).
-    static TRAP_DEPTH: Cell<u32> = const { Cell::new(0) };
+    depth: Cell<u32>,
+    /// The host services of the instance whose call is running, for the log bridge.
+    host: Cell<Option<HostApi>>,
+}
+
+thread_local! {
+    static TRAP: TrapState = const { TrapState { depth: Cell::new(0), host: Cell::new(None) } };
     /// The last panic caught by the hook on this thread, with its location.
     static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
 }
@@ -402,7 +411,7 @@ fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            let trapped = TRAP_DEPTH.try_with(Cell::get).unwrap_or(0) > 0;
+            let trapped = TRAP.try_with(|t| t.depth.get()).unwrap_or(0) > 0;
             if !trapped {
                 return previous(info);
             }
@@ -440,16 +449,31 @@ impl Drop for AbortOnUnwind {
 /// Runs `f`, catching any panic. A panic is reported to `error` (message and location) and
 /// yields `None`. Never unwinds.
 pub fn trap<R>(error: ErrorSink, f: impl FnOnce() -> R) -> Option<R> {
+    trap_for(error, None, f)
+}
+
+/// The host services of the instance whose call is running on this thread, if any.
+pub(crate) fn current_host() -> Option<HostApi> {
+    TRAP.try_with(|t| t.host.get()).ok().flatten()
+}
+
+/// [`trap`], with `host` as the current instance's host services while `f` runs (so the
+/// log bridge tags records with the right connector).
+fn trap_for<R>(error: ErrorSink, host: Option<&HostApi>, f: impl FnOnce() -> R) -> Option<R> {
     install_panic_hook();
     let guard = AbortOnUnwind;
-    // One thread-local lookup for both updates: in a dlopen'ed library each lookup is a
+    // One thread-local lookup for every update: in a dlopen'ed library each lookup is a
     // call into the dynamic loader's TLS resolver, which is measurable on the hot path.
-    let result = TRAP_DEPTH.with(|depth| {
-        depth.set(depth.get() + 1);
+    let result = TRAP.with(|t| {
+        t.depth.set(t.depth.get() + 1);
+        let outer = host.map(|h| t.host.replace(Some(*h)));
         // AssertUnwindSafe: after a panic the instance is poisoned and never called again,
         // so no broken invariant of the captured state is observed.
         let result = panic::catch_unwind(AssertUnwindSafe(f));
-        depth.set(depth.get() - 1);
+        if let Some(outer) = outer {
+            t.host.set(outer);
+        }
+        t.depth.set(t.depth.get() - 1);
         result
     });
     let value = match result {

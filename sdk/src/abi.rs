@@ -311,10 +311,15 @@ pub struct HostApi {
     pub struct_size: usize,
     /// Host state passed back to every function. Valid until the instance is dropped.
     pub ctx: *const c_void,
-    /// Emits a log record in the host's log, tagged with the connector id.
+    /// Emits a log record in the host's log, tagged with the connector id. May also be
+    /// called with a null `ctx` for records logged outside any call (from a plugin's own
+    /// threads); the function itself stays valid as long as the host process.
     pub log: Option<unsafe extern "C" fn(ctx: *const c_void, record: &LogRecord)>,
     /// Asks the host to shut the whole runtime down cleanly.
     pub request_shutdown: Option<unsafe extern "C" fn(ctx: *const c_void)>,
+    /// The most verbose level the host's log shows (`LogLevel(0)`: none), so plugins do
+    /// not format records nobody will see.
+    pub max_level: LogLevel,
 }
 
 // SAFETY: the host guarantees that `ctx` is shareable between threads and that its functions
@@ -329,6 +334,8 @@ unsafe impl Sync for HostApi {}
 pub struct LogLevel(pub u32);
 
 impl LogLevel {
+    /// Nothing is logged.
+    pub const OFF: Self = Self(0);
     /// An error.
     pub const ERROR: Self = Self(1);
     /// A warning.
@@ -789,6 +796,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
         ctx: *const c_void,
         log: Option<unsafe extern "C" fn(ctx: *const c_void, record: &LogRecord)>,
         request_shutdown: Option<unsafe extern "C" fn(ctx: *const c_void)>,
+        max_level: LogLevel,
     });
     let fp = layout!(
         fp,

@@ -183,6 +183,7 @@ impl ConnectorContext {
             ctx: core::ptr::null(),
             log: None,
             request_shutdown: None,
+            max_level: LogLevel::OFF,
         };
         Self {
             id: id.into(),
@@ -193,6 +194,10 @@ impl ConnectorContext {
     /// The connector's id in the host's pipeline configuration.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    pub(crate) fn host(&self) -> &HostApi {
+        &self.host
     }
 
     /// Sends a message to the host's log, tagged with this connector's id and plugin name.

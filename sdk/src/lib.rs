@@ -47,6 +47,7 @@
 
 mod connector;
 mod error;
+mod log;
 
 pub mod abi;
 pub mod docs;
@@ -59,6 +60,11 @@ pub use connector::{
     PullStatus, SinkContext, SinkReply, SourceBatch,
 };
 pub use error::{Error, Result};
+
+/// The `tracing` crate, for logging from a plugin: events logged with its macros appear in
+/// the host's log (filtered by the host's `RUST_LOG`), tagged with the connector's id and
+/// plugin name. Depending on `tracing` 0.1 directly works the same.
+pub use tracing;
 
 /// Turns `impl Connector for T` into a loadable Weir connector plugin.
 ///

@@ -64,6 +64,8 @@ impl Connector for Metronome {
 
     fn on_start(&mut self, _ctx: &ConnectorContext) -> Result<()> {
         self.next_tick = Some(Instant::now());
+        // Plain `tracing` macros: the sdk forwards them to the host's log.
+        weir_sdk::tracing::info!(interval_ms = self.interval.as_millis() as u64, count = ?self.count, "metronome started");
         Ok(())
     }
 

@@ -322,6 +322,7 @@ impl Plugin {
                 ctx: (&raw const *host).cast(),
                 log: Some(host_log),
                 request_shutdown: Some(host_request_shutdown),
+                max_level: host_max_level(),
             },
             instance: std::ptr::null_mut(),
         };
@@ -742,14 +743,18 @@ unsafe extern "C" fn end_stream(ctx: *mut c_void, stream: u64) {
 /// # Safety
 /// `ctx` must be the `HostContext` of a live instance; `record`'s slices valid for the call.
 unsafe extern "C" fn host_log(ctx: *const c_void, record: &LogRecord) {
-    // SAFETY: `ctx` is the instance's boxed `HostContext`, alive as long as the instance
-    // (see `Plugin::instantiate`); the plugin may call from any thread, and it is `Sync`.
-    let host = unsafe { &*ctx.cast::<HostContext>() };
+    // SAFETY: a non-null `ctx` is the instance's boxed `HostContext`, alive as long as the
+    // instance (see `Plugin::instantiate`); the plugin may call from any thread, and it is
+    // `Sync`. A null `ctx` is a record from outside any call.
+    let host = (!ctx.is_null()).then(|| unsafe { &*ctx.cast::<HostContext>() });
     // SAFETY: the plugin passes slices valid for the duration of this callback.
     let (message, target) = unsafe { (record.message.as_bytes(), record.target.as_bytes()) };
     let message = String::from_utf8_lossy(message);
     let target = String::from_utf8_lossy(target);
-    let (connector, plugin) = (&host.connector_id, &host.plugin);
+    let (connector, plugin) = match host {
+        Some(host) => (host.connector_id.as_str(), host.plugin.as_str()),
+        None => ("-", "-"),
+    };
     match record.level {
         LogLevel::ERROR => {
             tracing::error!(target: "weir::plugin", connector, plugin, %target, "{message}")
@@ -764,6 +769,18 @@ unsafe extern "C" fn host_log(ctx: *const c_void, record: &LogRecord) {
             tracing::debug!(target: "weir::plugin", connector, plugin, %target, "{message}")
         }
         _ => tracing::trace!(target: "weir::plugin", connector, plugin, %target, "{message}"),
+    }
+}
+
+/// The most verbose level the host's log currently shows, for [`HostApi::max_level`].
+fn host_max_level() -> LogLevel {
+    match tracing::level_filters::LevelFilter::current().into_level() {
+        None => LogLevel::OFF,
+        Some(tracing::Level::ERROR) => LogLevel::ERROR,
+        Some(tracing::Level::WARN) => LogLevel::WARN,
+        Some(tracing::Level::INFO) => LogLevel::INFO,
+        Some(tracing::Level::DEBUG) => LogLevel::DEBUG,
+        Some(tracing::Level::TRACE) => LogLevel::TRACE,
     }
 }
 
