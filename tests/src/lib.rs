@@ -14,7 +14,15 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Example plugins of the workspace, by package name.
-pub const EXAMPLES: &[&str] = &["blackhole", "blaster", "cb", "file", "metronome", "stdout"];
+pub const EXAMPLES: &[&str] = &[
+    "blackhole",
+    "blaster",
+    "cb",
+    "file",
+    "metronome",
+    "stdout",
+    "tcp",
+];
 
 /// The workspace root.
 pub fn workspace_root() -> &'static Path {

@@ -1,0 +1,260 @@
+//! `tcp`: a TCP server or client.
+//!
+//! **Server** (`mode = "server"`): listens on `address`. Each accepted connection is a
+//! stream (ids from 1); what a client sends arrives as events of its stream (add a `lines`
+//! preprocessor for one event per line), and the end of a connection ends its stream.
+//! Events delivered to the server's sink side are written back to the connection of their
+//! stream: bind the connector to itself to reply on the same connection (an echo server),
+//! or to a client that went away, and the event fails.
+//!
+//! **Client** (`mode = "client"`): connects to `address`; events delivered to it are
+//! written to the connection, and what the server sends back arrives as events of stream 1.
+//! When the connection breaks, the event fails, the circuit breaker closes (the sources
+//! feeding it pause) and the client reconnects with exponential backoff; the breaker opens
+//! again once it is connected.
+//!
+//! ```toml
+//! [connector.config]
+//! mode = "server"            # or "client"
+//! address = "127.0.0.1:4242"
+//! reconnect_initial_ms = 50  # client: first reconnect delay (doubles up to reconnect_max_ms)
+//! reconnect_max_ms = 5000
+//! write_timeout_ms = 5000    # a write blocked this long fails the event
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use weir_sdk::{
+    Connector, ConnectorContext, Error, Event, PullStatus, Result, SinkContext, SinkReply,
+    SourceBatch, connector_plugin, tracing,
+};
+
+/// Server or client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Listen and accept connections.
+    Server,
+    /// Connect to a server.
+    Client,
+}
+
+/// Settings of the tcp connector.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Server or client.
+    pub mode: Mode,
+    /// `host:port` to listen on or connect to.
+    pub address: String,
+    /// Client: first delay before reconnecting, in milliseconds.
+    #[serde(default = "default_reconnect_initial_ms")]
+    pub reconnect_initial_ms: u64,
+    /// Client: longest delay between reconnection attempts, in milliseconds.
+    #[serde(default = "default_reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+    /// How long a blocked write may take before the event fails, in milliseconds.
+    #[serde(default = "default_write_timeout_ms")]
+    pub write_timeout_ms: u64,
+}
+
+fn default_reconnect_initial_ms() -> u64 {
+    50
+}
+fn default_reconnect_max_ms() -> u64 {
+    5000
+}
+fn default_write_timeout_ms() -> u64 {
+    5000
+}
+
+/// The client's stream id for what the server sends back.
+const CLIENT_STREAM: u64 = 1;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The tcp connector's state.
+#[derive(Debug)]
+pub struct Tcp {
+    config: Config,
+    listener: Option<TcpListener>,
+    connections: BTreeMap<u64, TcpStream>,
+    next_stream: u64,
+    buffer: Vec<u8>,
+    /// Client: when to try reconnecting next, and the current delay.
+    reconnect_at: Option<(Instant, Duration)>,
+}
+
+#[connector_plugin(name = "tcp")]
+impl Connector for Tcp {
+    type Config = Config;
+
+    fn new(config: Config, _ctx: &ConnectorContext) -> Result<Self> {
+        if config.reconnect_initial_ms == 0 || config.reconnect_max_ms < config.reconnect_initial_ms
+        {
+            return Err(Error::new(
+                "`reconnect_initial_ms` must be at least 1 and at most `reconnect_max_ms`",
+            ));
+        }
+        Ok(Self {
+            config,
+            listener: None,
+            connections: BTreeMap::new(),
+            next_stream: 1,
+            buffer: vec![0; READ_CHUNK],
+            reconnect_at: None,
+        })
+    }
+
+    fn connect(&mut self, _ctx: &ConnectorContext, _attempt: u32) -> Result<bool> {
+        let address = &self.config.address;
+        match self.config.mode {
+            Mode::Server => {
+                let listener = TcpListener::bind(address)
+                    .map_err(|e| Error::new(format!("cannot listen on {address}: {e}")))?;
+                listener.set_nonblocking(true)?;
+                tracing::info!(address = %listener.local_addr()?, "listening");
+                self.listener = Some(listener);
+            }
+            Mode::Client => {
+                let stream = self.dial()?;
+                self.connections.insert(CLIENT_STREAM, stream);
+            }
+        }
+        Ok(true)
+    }
+
+    fn pull(&mut self, _ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
+        if let Some(listener) = &self.listener {
+            loop {
+                match listener.accept() {
+                    Ok((stream, peer)) => {
+                        stream.set_nonblocking(true)?;
+                        let id = self.next_stream;
+                        self.next_stream += 1;
+                        tracing::debug!(%peer, stream = id, "connection accepted");
+                        self.connections.insert(id, stream);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        break;
+                    }
+                }
+            }
+        }
+        let mut closed = Vec::new();
+        for (&id, stream) in &mut self.connections {
+            while !batch.is_full() {
+                match stream.read(&mut self.buffer) {
+                    Ok(0) => {
+                        closed.push(id);
+                        break;
+                    }
+                    Ok(n) => {
+                        batch.push_to_stream(id, &self.buffer[..n]);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        tracing::warn!(stream = id, error = %e, "connection failed");
+                        closed.push(id);
+                        break;
+                    }
+                }
+            }
+        }
+        for id in closed {
+            self.connections.remove(&id);
+            batch.end_stream(id);
+        }
+        Ok(if batch.is_empty() {
+            PullStatus::Empty
+        } else {
+            PullStatus::Ready
+        })
+    }
+
+    fn on_event(&mut self, ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
+        let stream_id = match self.config.mode {
+            Mode::Server => event.id.stream,
+            Mode::Client => CLIENT_STREAM,
+        };
+        let Some(stream) = self.connections.get_mut(&stream_id) else {
+            return Err(match self.config.mode {
+                Mode::Server => Error::new(format!("no open connection for stream {stream_id}")),
+                Mode::Client => Error::new("not connected"),
+            });
+        };
+        let timeout = Duration::from_millis(self.config.write_timeout_ms);
+        if let Err(e) = write_all(stream, event.bytes, timeout) {
+            self.connections.remove(&stream_id);
+            if self.config.mode == Mode::Client {
+                let delay = Duration::from_millis(self.config.reconnect_initial_ms);
+                self.reconnect_at = Some((Instant::now() + delay, delay));
+                ctx.close_circuit();
+                tracing::warn!(error = %e, "connection lost: reconnecting");
+            }
+            return Err(Error::new(format!("write failed: {e}")));
+        }
+        Ok(SinkReply::Ack)
+    }
+
+    fn on_tick(&mut self, ctx: &mut SinkContext<'_>) -> Result<()> {
+        let Some((at, delay)) = self.reconnect_at else {
+            return Ok(());
+        };
+        if Instant::now() < at {
+            return Ok(());
+        }
+        match self.dial() {
+            Ok(stream) => {
+                tracing::info!(address = %self.config.address, "reconnected");
+                self.connections.insert(CLIENT_STREAM, stream);
+                self.reconnect_at = None;
+                ctx.open_circuit();
+            }
+            Err(e) => {
+                let next = (delay * 2).min(Duration::from_millis(self.config.reconnect_max_ms));
+                tracing::debug!(error = %e, retry_in_ms = next.as_millis() as u64, "reconnect failed");
+                self.reconnect_at = Some((Instant::now() + next, next));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Tcp {
+    fn dial(&self) -> Result<TcpStream> {
+        let address = &self.config.address;
+        let stream = TcpStream::connect(address)
+            .map_err(|e| Error::new(format!("cannot connect to {address}: {e}")))?;
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// Writes everything to a non-blocking socket, waiting while it is full, up to `timeout`.
+fn write_all(stream: &mut TcpStream, mut bytes: &[u8], timeout: Duration) -> std::io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return Err(ErrorKind::TimedOut.into());
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
