@@ -251,7 +251,9 @@ impl ProcessorSpec {
 /// A chain of processors for one stream, reusing its buffers.
 pub struct Chain {
     stages: Vec<Box<dyn Processor>>,
-    scratch: Frames,
+    /// `between[i]` holds the frames stage `i` produced for stage `i + 1`; kept across
+    /// calls so that steady-state processing allocates nothing.
+    between: Vec<Frames>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -265,10 +267,9 @@ impl std::fmt::Debug for Chain {
 impl Chain {
     /// A chain of fresh processors for one stream.
     pub fn new(specs: &[ProcessorSpec]) -> Self {
-        Self {
-            stages: specs.iter().map(ProcessorSpec::instantiate).collect(),
-            scratch: Frames::new(),
-        }
+        let stages: Vec<_> = specs.iter().map(ProcessorSpec::instantiate).collect();
+        let between = (1..stages.len()).map(|_| Frames::new()).collect();
+        Self { stages, between }
     }
 
     /// Whether the chain has no stages (frames pass through unchanged).
@@ -288,45 +289,43 @@ impl Chain {
     }
 
     fn run(&mut self, input: Option<&[u8]>, out: &mut Frames, errors: &mut Vec<ProcessorError>) {
-        if self.stages.is_empty() {
+        let Some(last) = self.stages.len().checked_sub(1) else {
             if let Some(input) = input {
                 out.push(input);
             }
             return;
-        }
-        // `current` holds the frames entering the stage; at the end of the stream each stage
-        // also flushes after processing what the previous stage flushed.
-        let mut current = Frames::new();
-        std::mem::swap(&mut current, &mut self.scratch);
-        current.clear();
-        if let Some(input) = input {
-            current.push(input);
-        }
-        let last = self.stages.len() - 1;
+        };
         for (index, stage) in self.stages.iter_mut().enumerate() {
-            let mut next = if index == last {
-                std::mem::take(out)
+            // Stage `index` reads `between[index - 1]` (or the input) and writes
+            // `between[index]` (or `out`); at the end of the stream it also flushes.
+            let (earlier, later) = self.between.split_at_mut(index);
+            let target: &mut Frames = if index == last {
+                &mut *out
             } else {
-                Frames::new()
+                let next = &mut later[0];
+                next.clear();
+                next
             };
-            for frame in current.iter() {
-                if let Err(e) = stage.process(frame, &mut next) {
+            let mut feed = |frame: &[u8]| {
+                if let Err(e) = stage.process(frame, target) {
                     errors.push(e);
+                }
+            };
+            if index == 0 {
+                if let Some(input) = input {
+                    feed(input);
+                }
+            } else {
+                for frame in earlier[index - 1].iter() {
+                    feed(frame);
                 }
             }
             if input.is_none()
-                && let Err(e) = stage.finish(&mut next)
+                && let Err(e) = stage.finish(target)
             {
                 errors.push(e);
             }
-            if index == last {
-                *out = next;
-            } else {
-                current = next;
-            }
         }
-        current.clear();
-        self.scratch = current;
     }
 }
 

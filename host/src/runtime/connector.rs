@@ -862,18 +862,27 @@ impl State {
                 Encoded::Appended(range) => Some(range),
             });
         }
-        let input: Vec<u8> = match &location {
-            Encoded::AsIs => value.as_bytes().unwrap_or_default().to_vec(),
-            Encoded::Appended(range) => encoded[range.clone()].to_vec(),
-        };
-        encoded.truncate(start);
         self.sink_frames.clear();
         let mut errors = Vec::new();
-        self.post_chain
-            .process(&input, &mut self.sink_frames, &mut errors);
+        match &location {
+            Encoded::AsIs => {
+                let input = value.as_bytes().unwrap_or_default();
+                self.post_chain
+                    .process(input, &mut self.sink_frames, &mut errors);
+            }
+            Encoded::Appended(range) => {
+                self.post_chain.process(
+                    &encoded[range.clone()],
+                    &mut self.sink_frames,
+                    &mut errors,
+                );
+            }
+        }
         if let Some(error) = errors.into_iter().next() {
+            encoded.truncate(start);
             return Err(error.to_string());
         }
+        encoded.truncate(start);
         for frame in self.sink_frames.iter() {
             encoded.extend_from_slice(frame);
         }
