@@ -450,3 +450,55 @@ fn a_panicking_connector_is_restarted_and_the_rest_keeps_flowing() {
         "the other branch kept flowing"
     );
 }
+
+#[test]
+fn a_connector_that_keeps_panicking_is_stopped_and_reported_while_the_rest_flows() {
+    let dir = temp_dir("giveup");
+    let toml = r#"
+        [[connector]]
+        id = "doomed"
+        plugin = "panic"
+        max_restarts = 2
+        reconnect = { initial_ms = 5, max_ms = 5 }
+        config = { panic_in = "connect" }
+
+        [[connector]]
+        id = "tick"
+        plugin = "metronome"
+        config = { interval_ms = 1, count = 30 }
+
+        [[binding]]
+        from = "doomed"
+        to = ["sink"]
+
+        [[binding]]
+        from = "tick"
+        to = ["sink"]
+        "#
+    .to_owned()
+        + &cb("sink", &dir.join("sink.txt"), "");
+    let spec = PipelineSpec::parse(Path::new("test.toml"), toml).unwrap();
+    let pipeline = Pipeline::resolve(spec, &repository()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime.block_on(runtime::run(
+        pipeline,
+        RuntimeOptions::default(),
+        std::future::pending(),
+    ));
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    let (connector, error) = &report.failed[0];
+    assert_eq!(connector, "doomed");
+    assert!(
+        error.contains("`connect` panicked") && error.contains("panicky: boom in connect"),
+        "{error}"
+    );
+    assert_eq!(metrics(&report, "doomed").restarts, 2);
+    assert_eq!(
+        metrics(&report, "tick").acks,
+        30,
+        "the rest of the pipeline kept flowing"
+    );
+}
