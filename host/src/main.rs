@@ -52,6 +52,10 @@ enum Command {
         /// Most events a source is asked for in one pull.
         #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
         batch_size: u32,
+        /// Most events of one source awaiting their verdict before it is pulled again
+        /// (bounds memory and queueing latency).
+        #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_in_flight: u32,
     },
     /// Validate a pipeline file without running it.
     ///
@@ -102,9 +106,11 @@ fn main() -> ExitCode {
             metrics_interval,
             drain_timeout,
             batch_size,
+            max_in_flight,
         } => {
             let mut options = RuntimeOptions {
                 batch_size,
+                max_in_flight: max_in_flight as usize,
                 ..RuntimeOptions::default()
             };
             match seconds("--metrics-interval", metrics_interval).and_then(|m| {

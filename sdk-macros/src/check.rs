@@ -55,31 +55,32 @@ pub(crate) fn check(connector: &ConnectorImpl<'_>, errors: &mut Errors) {
         );
     }
     if !sink {
-        for method in &connector.methods {
-            let ident = name(method);
-            if SINK_ONLY_METHODS.iter().any(|m| ident == m) {
-                errors.error_spanned_by(
-                    ident,
-                    format!(
-                        "`{ident}` is only called on sinks, and this connector is not one \
-                         (it does not define `on_event`)"
-                    ),
-                );
-            }
-        }
+        reject_side_only(connector, errors, SINK_ONLY_METHODS, "sinks", "on_event");
     }
     if !source {
-        for method in &connector.methods {
-            let ident = name(method);
-            if SOURCE_ONLY_METHODS.iter().any(|m| ident == m) {
-                errors.error_spanned_by(
-                    ident,
-                    format!(
-                        "`{ident}` is only called on sources, and this connector is not one \
-                         (it does not define `pull`)"
-                    ),
-                );
-            }
+        reject_side_only(connector, errors, SOURCE_ONLY_METHODS, "sources", "pull");
+    }
+}
+
+/// Reports methods that are only called on one side (`sources` or `sinks`) in a connector
+/// that is not on that side (does not define `defining`).
+fn reject_side_only(
+    connector: &ConnectorImpl<'_>,
+    errors: &mut Errors,
+    methods: &[&str],
+    side: &str,
+    defining: &str,
+) {
+    for method in &connector.methods {
+        let ident = name(method);
+        if methods.iter().any(|m| ident == m) {
+            errors.error_spanned_by(
+                ident,
+                format!(
+                    "`{ident}` is only called on {side}, and this connector is not one \
+                     (it does not define `{defining}`)"
+                ),
+            );
         }
     }
 }
