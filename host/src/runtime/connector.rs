@@ -102,12 +102,10 @@ impl Routes {
 /// Verdict tracking for one batch in flight.
 #[derive(Debug)]
 struct InFlight {
+    /// The batch itself (shared with the sinks): its events' ids are the verdicts' ids.
+    batch: Arc<Batch>,
     remaining_sinks: usize,
-    /// Pull id of each event (`out` batches only: `err` events carry no verdict).
-    pulls: Vec<u64>,
-    streams: Vec<u64>,
     failed: Vec<bool>,
-    len: usize,
 }
 
 /// Everything one connector thread needs.
@@ -651,28 +649,9 @@ impl State {
     }
 
     fn send_batch(&mut self, port: Port, ingest_ns: u64, events: Vec<Event>) {
-        let targets = match port {
-            Port::Out => self.t.routes.out.clone(),
-            Port::Err => self.t.routes.err.clone(),
-        };
         let id = self.next_batch;
         self.next_batch += 1;
         let len = events.len();
-        let (pulls, streams) = match port {
-            Port::Out => events.iter().map(|e| (e.id.pull, e.id.stream)).unzip(),
-            Port::Err => (Vec::new(), Vec::new()),
-        };
-        self.in_flight.insert(
-            id,
-            InFlight {
-                remaining_sinks: targets.len(),
-                pulls,
-                streams,
-                failed: vec![false; len],
-                len,
-            },
-        );
-        self.in_flight_events += len;
         let batch = Arc::new(Batch {
             origin: self.t.index,
             incarnation: self.incarnation,
@@ -681,7 +660,24 @@ impl State {
             ingest_ns,
             events,
         });
-        for target in targets {
+        let targets = match port {
+            Port::Out => self.t.routes.out.len(),
+            Port::Err => self.t.routes.err.len(),
+        };
+        self.in_flight.insert(
+            id,
+            InFlight {
+                batch: batch.clone(),
+                remaining_sinks: targets,
+                failed: vec![false; len],
+            },
+        );
+        self.in_flight_events += len;
+        for i in 0..targets {
+            let target = match port {
+                Port::Out => self.t.routes.out[i],
+                Port::Err => self.t.routes.err[i],
+            };
             if self.t.peers[target]
                 .send(Msg::Events(batch.clone()))
                 .is_err()
@@ -714,14 +710,14 @@ impl State {
             return Ok(());
         }
         let entry = self.in_flight.remove(&feedback.batch).expect("present");
-        self.in_flight_events -= entry.len;
-        if !entry.pulls.is_empty() {
+        self.in_flight_events -= entry.failed.len();
+        // `err` events carry no verdict for the source.
+        if entry.batch.port == Port::Out {
             // Events derived from one pulled event are contiguous: one verdict per pull.
             let mut verdicts: Vec<Feedback> = Vec::new();
             let (mut acked, mut failed) = (0, 0);
-            for ((pull, stream), event_failed) in
-                entry.pulls.iter().zip(&entry.streams).zip(&entry.failed)
-            {
+            for (event, event_failed) in entry.batch.events.iter().zip(&entry.failed) {
+                let (pull, stream) = (&event.id.pull, &event.id.stream);
                 if *event_failed {
                     failed += 1
                 } else {
