@@ -274,6 +274,19 @@ pub enum CallError {
         /// The connector's message.
         message: String,
     },
+    /// The connector said that retrying cannot help (`Error::permanent` in the sdk): it is
+    /// stopped for good.
+    #[error("connector `{connector}` (plugin `{plugin}`): `{method}` failed for good: {message}")]
+    Permanent {
+        /// The connector's id.
+        connector: String,
+        /// The plugin's name.
+        plugin: String,
+        /// The method that failed.
+        method: &'static str,
+        /// The connector's message.
+        message: String,
+    },
     /// The config did not match the connector's config type.
     #[error("connector `{connector}` (plugin `{plugin}`): invalid config{}: {message}", if field_path.is_empty() { String::new() } else { format!(" at `{field_path}`") })]
     Config {
@@ -363,5 +376,28 @@ impl CallError {
             self,
             Self::Panicked { .. } | Self::Poisoned { .. } | Self::Protocol { .. }
         )
+    }
+
+    /// Whether retrying cannot help: the connector said so ([`CallError::Permanent`]), its
+    /// config is invalid, or it lacks the side it is used for.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::Permanent { .. } | Self::Config { .. } | Self::Unsupported { .. }
+        )
+    }
+
+    /// The connector method the error comes from (`new` for config errors).
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Config { .. } => "new",
+            Self::Failed { method, .. }
+            | Self::Permanent { method, .. }
+            | Self::Panicked { method, .. }
+            | Self::Poisoned { method, .. }
+            | Self::Closed { method, .. }
+            | Self::Unsupported { method, .. }
+            | Self::Protocol { method, .. } => method,
+        }
     }
 }

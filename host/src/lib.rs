@@ -41,7 +41,7 @@ pub mod runtime;
 pub use error::{CallError, LoadError};
 pub use loader::{
     AbiVersion, ConnectorInstance, EventBatch, EventId, Notice, Plugin, PluginInfo, PullStatus,
-    PulledEvent, SinkEvent, SinkOutcome, SinkReply,
+    PulledEvent, Sides, SinkEvent, SinkOutcome, SinkReply,
 };
 pub use weir_sdk::Circuit;
 pub use weir_sdk::abi::{Feedback, FeedbackKind};

@@ -37,8 +37,13 @@ enum Command {
     /// Run a pipeline file until its sources finish, a connector asks to stop, or Ctrl-C.
     ///
     /// On Ctrl-C or SIGTERM the pipeline drains: sources stop, every event in flight is
-    /// delivered or failed back to its source, then sinks flush and report. Exits 0 after a
-    /// clean run, 1 on configuration errors or when a connector failed for good.
+    /// delivered or failed back to its source (up to --drain-timeout), then every connector
+    /// stops (up to --stop-timeout each; a connector stuck in a plugin call is abandoned and
+    /// named). A second Ctrl-C or SIGTERM exits at once.
+    ///
+    /// Exit status: 0 after a clean run; 1 on configuration errors, when a connector failed
+    /// for good, failed to stop (for example a final flush), had to be abandoned, or when
+    /// draining timed out; 130 when a second signal forced the exit.
     Run {
         /// The pipeline file (TOML).
         #[arg(value_name = "FILE")]
@@ -49,6 +54,10 @@ enum Command {
         /// Longest time draining may take at shutdown before connectors are stopped anyway.
         #[arg(long, value_name = "SECS", default_value_t = 10.0)]
         drain_timeout: f64,
+        /// Longest time each connector may take to stop (on_stop, dropping its state) before
+        /// its thread is abandoned and the run exits anyway.
+        #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+        stop_timeout: f64,
         /// Most events a source is asked for in one pull.
         #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
         batch_size: u32,
@@ -105,24 +114,29 @@ fn main() -> ExitCode {
             file,
             metrics_interval,
             drain_timeout,
+            stop_timeout,
             batch_size,
             max_in_flight,
         } => {
-            let mut options = RuntimeOptions {
-                batch_size,
-                max_in_flight: max_in_flight as usize,
-                ..RuntimeOptions::default()
-            };
-            match seconds("--metrics-interval", metrics_interval).and_then(|m| {
-                options.metrics_interval = m;
-                seconds("--drain-timeout", Some(drain_timeout))
-            }) {
-                Ok(drain) => options.drain_timeout = drain.unwrap_or(options.drain_timeout),
+            let options = (|| {
+                Ok::<_, String>(RuntimeOptions {
+                    batch_size,
+                    max_in_flight: max_in_flight as usize,
+                    metrics_interval: metrics_interval
+                        .map(|secs| positive_seconds("--metrics-interval", secs))
+                        .transpose()?,
+                    drain_timeout: positive_seconds("--drain-timeout", drain_timeout)?,
+                    stop_timeout: positive_seconds("--stop-timeout", stop_timeout)?,
+                    ..RuntimeOptions::default()
+                })
+            })();
+            let options = match options {
+                Ok(options) => options,
                 Err(message) => {
                     eprintln!("error: {message}");
                     return ExitCode::from(2);
                 }
-            }
+            };
             run(&file, &plugin_path, options)
         }
         Command::Check { file } => check(&file, &plugin_path),
@@ -222,15 +236,11 @@ fn list(plugin_path: &PluginPath) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn seconds(flag: &str, value: Option<f64>) -> Result<Option<std::time::Duration>, String> {
-    value
-        .map(|secs| {
-            std::time::Duration::try_from_secs_f64(secs)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| format!("{flag} must be a positive number of seconds, found {secs}"))
-        })
-        .transpose()
+fn positive_seconds(flag: &str, secs: f64) -> Result<std::time::Duration, String> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{flag} must be a positive number of seconds, found {secs}"))
 }
 
 fn run(file: &std::path::Path, plugin_path: &PluginPath, options: RuntimeOptions) -> ExitCode {
@@ -253,51 +263,88 @@ fn run(file: &std::path::Path, plugin_path: &PluginPath, options: RuntimeOptions
             return ExitCode::FAILURE;
         }
     };
-    let report = runtime.block_on(weir_host::runtime::run(pipeline, options, interrupted()));
+    let stop_timeout = options.stop_timeout;
+    let report = runtime.block_on(async {
+        let mut signals = match Signals::install() {
+            Ok(signals) => signals,
+            Err(error) => {
+                eprintln!("error: cannot listen for Ctrl-C and SIGTERM: {error}");
+                return None;
+            }
+        };
+        let interrupt = async move {
+            let first = signals.next().await;
+            tracing::info!(
+                signal = first,
+                "received: draining; send it again to exit at once"
+            );
+            // The world keeps running the shutdown on this thread; a second signal ends
+            // the process whatever state it is in.
+            tokio::spawn(async move {
+                let second = signals.next().await;
+                eprintln!(
+                    "error: second {second}: exiting now, without waiting for connectors to stop"
+                );
+                std::process::exit(130);
+            });
+        };
+        tracing::info!(file = %file.display(), "pipeline running (Ctrl-C or SIGTERM to stop)");
+        Some(weir_host::runtime::run(pipeline, options, interrupt).await)
+    });
+    let Some(report) = report else {
+        return ExitCode::FAILURE;
+    };
     let reason = match &report.reason {
         StopReason::Finished => "all sources finished".to_owned(),
         StopReason::Signal => "interrupted".to_owned(),
         StopReason::Requested { connector } => format!("connector `{connector}` asked to stop"),
     };
     tracing::info!(%reason, "pipeline stopped");
-    let mut ok = true;
     for (connector, error) in &report.failed {
         eprintln!("error: connector `{connector}` failed for good: {error}");
-        ok = false;
+    }
+    for (connector, error) in &report.stop_failed {
+        eprintln!("error: connector `{connector}` failed to stop cleanly: {error}");
+    }
+    for (connector, method) in &report.abandoned {
+        eprintln!(
+            "error: connector `{connector}` did not stop within {:?} (blocked in `{method}`): abandoned",
+            stop_timeout
+        );
     }
     if report.drain_timed_out {
         eprintln!(
-            "error: draining timed out: some events in flight were neither delivered nor failed back"
+            "error: draining timed out: events still in flight were failed back to their sources, not delivered"
         );
-        ok = false;
     }
-    if ok {
+    if report.is_success() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from the start of the run, so that neither
+/// kills the process before the drain had its chance.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for the next of either signal; returns its name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
-    };
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => {
-            if let Err(error) = result {
-                tracing::warn!(%error, "cannot listen for Ctrl-C");
-                std::future::pending::<()>().await;
-            }
-        }
-        () = terminate => {}
     }
 }

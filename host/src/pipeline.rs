@@ -4,7 +4,7 @@
 use crate::config::{ConfigError, ConfigErrors, PipelineSpec, Port};
 use crate::discovery::PluginRepository;
 use crate::error::CallError;
-use crate::loader::Plugin;
+use crate::loader::{Plugin, Sides};
 
 /// A pipeline whose plugins exist, whose bindings connect sources to sinks, and whose
 /// connector configs were accepted by their plugins.
@@ -88,7 +88,13 @@ impl Pipeline {
         }
         for (index, (connector, plugin)) in spec.connectors.iter().zip(&plugins).enumerate() {
             let Some(plugin) = plugin else { continue };
-            match plugin.instantiate(&connector.id, &connector.config) {
+            // The connector sees how it is bound, as it will when it runs, so a config that
+            // cannot work that way (a `file` in read mode as a sink) is reported here.
+            let bound_as = Sides {
+                source: spec.bindings.iter().any(|b| b.from == index),
+                sink: spec.bindings.iter().any(|b| b.to.contains(&index)),
+            };
+            match plugin.instantiate_bound(&connector.id, &connector.config, bound_as) {
                 Ok(instance) => drop(instance),
                 Err(CallError::Config {
                     field_path,

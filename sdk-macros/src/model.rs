@@ -111,13 +111,14 @@ pub(crate) const CONNECTOR_METHODS: &[&str] = &[
     "on_circuit",
     "on_tick",
     "on_event",
+    "on_batch_end",
 ];
 
 /// Methods that are only ever called on sources.
 pub(crate) const SOURCE_ONLY_METHODS: &[&str] = &["on_ack", "on_fail", "on_circuit"];
 
 /// Methods that are only ever called on sinks.
-pub(crate) const SINK_ONLY_METHODS: &[&str] = &["on_tick"];
+pub(crate) const SINK_ONLY_METHODS: &[&str] = &["on_tick", "on_batch_end"];
 
 /// The method's name.
 pub(crate) fn name(method: &ImplItemFn) -> &Ident {

@@ -14,10 +14,10 @@ use serde::de::DeserializeOwned;
 use crate::abi::HostApi;
 use crate::abi::{
     AbiSlice, CONNECTOR_ABI, CallStatus, Capabilities, CircuitChange, CloseArgs, ConnectArgs,
-    ConnectorFfi, ConnectorObject, ConnectorPluginDecl, ConnectorVtable, CreateArgs, ErrorKind,
-    ErrorReport, ErrorSink, ExtensionArgs, FeedbackArgs, FeedbackKind, LAYOUT_FINGERPRINT, MAGIC,
-    Notice, NotifyArgs, PanicStrategy, PluginHeader, PluginKind, PullArgs, PullHint, ReplyCode,
-    SinkArgs,
+    Connected, ConnectorFfi, ConnectorObject, ConnectorPluginDecl, ConnectorVtable, CreateArgs,
+    ErrorKind, ErrorReport, ErrorSink, ExtensionArgs, FeedbackArgs, FeedbackKind,
+    LAYOUT_FINGERPRINT, MAGIC, Notice, NotifyArgs, PanicStrategy, PluginHeader, PluginKind,
+    PullArgs, PullHint, ReplyCode, SinkArgs,
 };
 use crate::connector::{
     Circuit, Connector, ConnectorContext, Event, PullStatus, SinkContext, SinkReply, SourceBatch,
@@ -116,9 +116,13 @@ extern "C" fn create<T: Export>(args: &mut CreateArgs) -> CallStatus {
     crate::log::install(&host);
     let created = trap_for(error, Some(&host), || {
         let config = parse_config::<T::Config>(config)?;
-        let ctx = ConnectorContext::new(String::from_utf8_lossy(id).into_owned(), host);
-        let state = T::new(config, &ctx)
-            .map_err(|e| (ErrorKind::CONNECTOR, e.to_string(), String::new()))?;
+        let ctx = ConnectorContext::new(
+            String::from_utf8_lossy(id).into_owned(),
+            host,
+            args.bound_as,
+        );
+        let state =
+            T::new(config, &ctx).map_err(|e| (error_kind(&e), e.to_string(), String::new()))?;
         let adapter = Adapter::<T> {
             state: Some(state),
             ctx,
@@ -190,7 +194,7 @@ impl<T: Connector> Adapter<T> {
         match trap_for(error, Some(ctx.host()), || f(state, ctx)) {
             Some(Ok(value)) => Ok(value),
             Some(Err(e)) => {
-                report(error, ErrorKind::CONNECTOR, e.message(), "", "");
+                report(error, error_kind(&e), e.message(), "", "");
                 Err(CallStatus::ERROR)
             }
             None => {
@@ -198,6 +202,15 @@ impl<T: Connector> Adapter<T> {
                 Err(CallStatus::PANICKED)
             }
         }
+    }
+}
+
+/// How a connector's error is reported: permanent errors stop the connector for good.
+fn error_kind(error: &crate::Error) -> ErrorKind {
+    if error.is_permanent() {
+        ErrorKind::PERMANENT
+    } else {
+        ErrorKind::CONNECTOR
     }
 }
 
@@ -212,7 +225,11 @@ impl<T: Export> ConnectorFfi for Adapter<T> {
     extern "C" fn connect(&mut self, args: &mut ConnectArgs) -> CallStatus {
         let attempt = args.attempt;
         let result = self.call(args.error, |state, ctx| state.connect(ctx, attempt));
-        args.connected = matches!(result, Ok(true));
+        args.connected = if matches!(result, Ok(true)) {
+            Connected::YES
+        } else {
+            Connected::NOT_YET
+        };
         status(result)
     }
 
@@ -302,6 +319,8 @@ impl<T: Export> ConnectorFfi for Adapter<T> {
                     Ok(SinkReply::Auto) => ReplyCode::AUTO,
                     Ok(SinkReply::Ack) => ReplyCode::ACK,
                     Ok(SinkReply::Fail) => ReplyCode::FAIL,
+                    // The whole call fails: the host fails the batch and stops the sink.
+                    Err(e) if e.is_permanent() => return Err(e),
                     Err(e) => {
                         report(error, ErrorKind::CONNECTOR, e.message(), "", "");
                         ReplyCode::FAIL
@@ -309,7 +328,16 @@ impl<T: Export> ConnectorFfi for Adapter<T> {
                 };
                 processed += 1;
             }
-            Ok(())
+            match state.on_batch_end(&mut SinkContext::new(ctx, &mut circuit)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.is_permanent() => Err(e),
+                Err(e) => {
+                    // Nothing of the batch is delivered as promised.
+                    report(error, ErrorKind::CONNECTOR, e.message(), "", "");
+                    replies.fill(ReplyCode::FAIL);
+                    Ok(())
+                }
+            }
         });
         args.processed = processed;
         args.circuit = match circuit {

@@ -194,6 +194,8 @@ pub struct PluginHeader {
 pub struct Capabilities(pub u32);
 
 impl Capabilities {
+    /// No bit set.
+    pub const NONE: Self = Self(0);
     /// The connector produces events ([`ConnectorFfi::pull`]).
     pub const SOURCE: Self = Self(1);
     /// The connector consumes events ([`ConnectorFfi::sink_batch`]).
@@ -265,6 +267,9 @@ impl ErrorKind {
     pub const CONFIG: Self = Self(2);
     /// A panic caught inside the plugin.
     pub const PANIC: Self = Self(3);
+    /// An error returned by the connector's code that retrying cannot fix (the connector
+    /// made it with `Error::permanent`): the host stops the connector for good.
+    pub const PERMANENT: Self = Self(4);
 }
 
 /// One error, borrowed for the duration of the [`ErrorSink::report`] call.
@@ -372,6 +377,10 @@ pub struct CreateArgs {
     pub connector_id: AbiSlice,
     /// Host services for the instance's whole life.
     pub host: HostApi,
+    /// How the pipeline uses the connector: [`Capabilities::SOURCE`] if it is bound as a
+    /// source (events flow from it), [`Capabilities::SINK`] if bound as a sink, both, or
+    /// neither (`Capabilities(0)`, for example when a tool only validates the config).
+    pub bound_as: Capabilities,
     /// Out: the new instance (a thin trait object whose first word points to the
     /// plugin's [`ConnectorVtable`]), or null on error.
     pub instance: *mut c_void,
@@ -546,8 +555,23 @@ pub struct ConnectArgs {
     pub error: ErrorSink,
     /// 0 for the first attempt, then 1, 2, ... while connecting fails.
     pub attempt: u32,
-    /// Out: whether the connector is connected (`false` means "retry later").
-    pub connected: bool,
+    /// Out: whether the connector is connected ([`Connected::NOT_YET`] means "retry later").
+    pub connected: Connected,
+}
+
+/// Whether a connect attempt succeeded, as the plugin reports it in [`ConnectArgs`].
+///
+/// An integer, not a `bool`: any byte but 0 and 1 in a `bool` is undefined behaviour, and
+/// the plugin writes this value; an unknown value is a protocol error.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Connected(pub u32);
+
+impl Connected {
+    /// Not connected yet: retry later.
+    pub const NOT_YET: Self = Self(0);
+    /// Connected.
+    pub const YES: Self = Self(1);
 }
 
 /// A source's verdict for one of its events, as the sink reported it.
@@ -811,6 +835,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
         config: AbiSlice,
         connector_id: AbiSlice,
         host: HostApi,
+        bound_as: Capabilities,
         instance: *mut c_void,
     });
     let fp = layout!(
@@ -873,7 +898,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
         ConnectArgs {
             error: ErrorSink,
             attempt: u32,
-            connected: bool
+            connected: Connected
         }
     );
     let fp = layout!(

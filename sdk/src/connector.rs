@@ -112,6 +112,17 @@ pub trait Connector: Sized + Send + 'static {
         let _ = (ctx, event);
         Err(crate::Error::new("this connector is not a sink"))
     }
+
+    /// Sink side: called once after every event of a batch went through
+    /// [`on_event`](Connector::on_event), before the host reads the replies. A sink that
+    /// buffers writes makes them durable here (flushes), so that an ack means what it
+    /// promises. Returning an error fails every event of the batch (the host does not count
+    /// one of them as delivered); a [permanent](crate::Error::permanent) error also stops
+    /// the connector for good.
+    fn on_batch_end(&mut self, ctx: &mut SinkContext<'_>) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
 }
 
 /// A type the host can deserialize a connector's config into.
@@ -168,11 +179,12 @@ pub enum Circuit {
 pub struct ConnectorContext {
     id: String,
     host: HostApi,
+    bound_as: abi::Capabilities,
 }
 
 impl ConnectorContext {
-    pub(crate) fn new(id: String, host: HostApi) -> Self {
-        Self { id, host }
+    pub(crate) fn new(id: String, host: HostApi, bound_as: abi::Capabilities) -> Self {
+        Self { id, host, bound_as }
     }
 
     /// A context attached to no host: logs and shutdown requests go nowhere. For unit tests
@@ -188,12 +200,41 @@ impl ConnectorContext {
         Self {
             id: id.into(),
             host: NO_HOST,
+            bound_as: abi::Capabilities::NONE,
         }
+    }
+
+    /// The same context, as if the pipeline bound the connector as a source (events flow
+    /// from it) and/or as a sink (events flow to it). For unit tests of connectors whose
+    /// defaults depend on it.
+    #[must_use]
+    pub fn with_bindings(mut self, as_source: bool, as_sink: bool) -> Self {
+        let mut bound_as = abi::Capabilities::NONE;
+        if as_source {
+            bound_as = bound_as.union(abi::Capabilities::SOURCE);
+        }
+        if as_sink {
+            bound_as = bound_as.union(abi::Capabilities::SINK);
+        }
+        self.bound_as = bound_as;
+        self
     }
 
     /// The connector's id in the host's pipeline configuration.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Whether the pipeline binds this connector as a source: events flow from it. Both
+    /// this and [`is_bound_as_sink`](Self::is_bound_as_sink) are `false` when the host only
+    /// validates the config, without a pipeline.
+    pub fn is_bound_as_source(&self) -> bool {
+        self.bound_as.contains(abi::Capabilities::SOURCE)
+    }
+
+    /// Whether the pipeline binds this connector as a sink: events flow to it.
+    pub fn is_bound_as_sink(&self) -> bool {
+        self.bound_as.contains(abi::Capabilities::SINK)
     }
 
     pub(crate) fn host(&self) -> &HostApi {

@@ -11,15 +11,41 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// it: `?` works on `std::io::Error`, `serde_json::Error` and any other `std::error::Error`,
 /// keeping the whole chain of sources in the message. (Like `anyhow::Error`, it does not
 /// implement `std::error::Error` itself, which is what makes that blanket conversion possible.)
+///
+/// An error is *transient* by default: the host retries what failed (a `connect` with
+/// backoff, a delivery by failing the event back to its source). An error made with
+/// [`Error::permanent`] says that retrying cannot help (a missing input file, a wrong
+/// password, a setting that cannot work): the host stops the connector for good, reports it
+/// and ends the run with a non-zero exit status.
 pub struct Error {
     message: String,
+    permanent: bool,
 }
 
 impl Error {
-    /// An error with this message.
+    /// A transient error with this message: the host may retry.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            permanent: false,
+        }
+    }
+
+    /// A permanent error with this message: retrying cannot help, the host stops the
+    /// connector for good.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+
+    /// The same error, marked permanent (see [`Error::permanent`]).
+    #[must_use]
+    pub fn into_permanent(self) -> Self {
+        Self {
+            permanent: true,
+            ..self
         }
     }
 
@@ -27,12 +53,18 @@ impl Error {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// Whether retrying cannot help (see [`Error::permanent`]).
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
             .field("message", &self.message)
+            .field("permanent", &self.permanent)
             .finish()
     }
 }
@@ -52,6 +84,9 @@ impl<E: std::error::Error> From<E> for Error {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        Self { message }
+        Self {
+            message,
+            permanent: false,
+        }
     }
 }

@@ -1,22 +1,33 @@
 //! `file`: reads a file as a source, or writes one as a sink.
 //!
-//! As a source (`mode = "read"`, the default) it reads the file in chunks as one stream,
-//! ends the stream at the end of the file and finishes; add a `lines` preprocessor to get
-//! one event per line. As a sink (`mode = "write"` or `"append"`) it writes each event's
-//! bytes as they are (add a `lines` postprocessor to separate them) and flushes on pause,
-//! drain and stop.
+//! As a source (`mode = "read"`) it reads the file in chunks as one stream, ends the stream
+//! at the end of the file and finishes; add a `lines` preprocessor to get one event per
+//! line. As a sink (`mode = "write"` or `"append"`) it writes each event's bytes as they are
+//! (add a `lines` postprocessor to separate them).
+//!
+//! Without `mode`, the connector follows its bindings: it reads when the pipeline uses it
+//! as a source and appends when it uses it as a sink (append never destroys data; say
+//! `mode = "write"` to truncate). A mode that contradicts the bindings is a config error,
+//! reported by `weir check`.
+//!
+//! **What an ack means**: the sink writes each batch of events to the file with one
+//! `write` at the end of the batch and acks the batch's events only once the bytes reached
+//! the operating system (they are in the page cache, not necessarily on the disk: there is
+//! no `fsync`). If the write fails (a full disk, a revoked permission), none of the batch
+//! is acked and the connector stops for good, so the run ends non-zero. A missing or
+//! unreadable input file is a permanent error too: it is not retried.
 //!
 //! ```toml
 //! [connector.config]
 //! path = "in.txt"
-//! mode = "read"          # read (default), write (truncate) or append
+//! mode = "read"          # read, write (truncate) or append; default: from the bindings
 //! chunk_size = 65536     # bytes per event when reading (default 64 KiB)
 //! ```
 
 #![forbid(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 
 use weir_sdk::{
@@ -42,33 +53,64 @@ pub enum Mode {
 pub struct Config {
     /// The file.
     pub path: PathBuf,
-    /// Read, write or append.
-    #[serde(default = "default_mode")]
-    pub mode: Mode,
+    /// Read, write or append; by default read when bound as a source, append when bound
+    /// as a sink.
+    #[serde(default)]
+    pub mode: Option<Mode>,
     /// Bytes per event when reading.
     #[serde(default = "default_chunk_size")]
     pub chunk_size: usize,
-}
-
-fn default_mode() -> Mode {
-    Mode::Read
 }
 
 fn default_chunk_size() -> usize {
     64 * 1024
 }
 
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Read => "read",
+            Mode::Write => "write",
+            Mode::Append => "append",
+        }
+    }
+
+    /// The mode from the config and the bindings, or why they contradict each other.
+    fn resolve(configured: Option<Mode>, ctx: &ConnectorContext) -> Result<Mode> {
+        let (source, sink) = (ctx.is_bound_as_source(), ctx.is_bound_as_sink());
+        match configured {
+            Some(Mode::Read) if sink => Err(Error::permanent(
+                "`mode` is \"read\", but the pipeline sends events to this connector: \
+                 use \"write\" or \"append\"",
+            )),
+            Some(mode @ (Mode::Write | Mode::Append)) if source => Err(Error::permanent(format!(
+                "`mode` is \"{}\", but the pipeline binds this connector as a source: \
+                     use \"read\"",
+                mode.name()
+            ))),
+            Some(mode) => Ok(mode),
+            None if source && sink => Err(Error::permanent(
+                "the pipeline binds this connector both as a source and as a sink: set `mode`",
+            )),
+            None if sink => Ok(Mode::Append),
+            None => Ok(Mode::Read),
+        }
+    }
+}
+
 enum Handle {
     Closed,
     Reader(File),
-    Writer(BufWriter<File>),
+    Writer(File),
     Done,
 }
 
 /// The file connector's state.
 pub struct FileConnector {
     config: Config,
+    mode: Mode,
     handle: Handle,
+    /// Reading: the chunk being read. Writing: the current batch's bytes, written at its end.
     buffer: Vec<u8>,
 }
 
@@ -84,12 +126,14 @@ impl std::fmt::Debug for FileConnector {
 impl Connector for FileConnector {
     type Config = Config;
 
-    fn new(config: Config, _ctx: &ConnectorContext) -> Result<Self> {
+    fn new(config: Config, ctx: &ConnectorContext) -> Result<Self> {
         if config.chunk_size == 0 {
             return Err(Error::new("`chunk_size` must be at least 1"));
         }
+        let mode = Mode::resolve(config.mode, ctx)?;
         Ok(Self {
             config,
+            mode,
             handle: Handle::Closed,
             buffer: Vec::new(),
         })
@@ -97,18 +141,19 @@ impl Connector for FileConnector {
 
     fn connect(&mut self, _ctx: &ConnectorContext, _attempt: u32) -> Result<bool> {
         let path = &self.config.path;
+        // Retrying cannot make a missing file appear or a permission change.
         let describe =
-            |e: std::io::Error| Error::new(format!("cannot open {}: {e}", path.display()));
-        self.handle = match self.config.mode {
+            |e: std::io::Error| Error::permanent(format!("cannot open {}: {e}", path.display()));
+        self.handle = match self.mode {
             Mode::Read => Handle::Reader(File::open(path).map_err(describe)?),
-            Mode::Write => Handle::Writer(BufWriter::new(File::create(path).map_err(describe)?)),
-            Mode::Append => Handle::Writer(BufWriter::new(
+            Mode::Write => Handle::Writer(File::create(path).map_err(describe)?),
+            Mode::Append => Handle::Writer(
                 OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
                     .map_err(describe)?,
-            )),
+            ),
         };
         Ok(true)
     }
@@ -117,15 +162,18 @@ impl Connector for FileConnector {
         let Handle::Reader(file) = &mut self.handle else {
             return match self.handle {
                 Handle::Done => Ok(PullStatus::Finished),
-                _ => Err(Error::new(format!(
-                    "{} is not opened for reading (mode is not \"read\")",
-                    self.config.path.display()
+                _ => Err(Error::permanent(format!(
+                    "{} is not opened for reading (mode is \"{}\")",
+                    self.config.path.display(),
+                    self.mode.name()
                 ))),
             };
         };
         self.buffer.resize(self.config.chunk_size, 0);
         while !batch.is_full() {
-            let n = file.read(&mut self.buffer)?;
+            let n = file.read(&mut self.buffer).map_err(|e| {
+                Error::permanent(format!("cannot read {}: {e}", self.config.path.display()))
+            })?;
             if n == 0 {
                 batch.end_stream(0);
                 self.handle = Handle::Done;
@@ -137,34 +185,44 @@ impl Connector for FileConnector {
     }
 
     fn on_event(&mut self, _ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
-        let Handle::Writer(writer) = &mut self.handle else {
-            return Err(Error::new(format!(
-                "{} is not opened for writing (mode is \"read\")",
-                self.config.path.display()
+        if !matches!(self.handle, Handle::Writer(_)) {
+            return Err(Error::permanent(format!(
+                "{} is not opened for writing (mode is \"{}\")",
+                self.config.path.display(),
+                self.mode.name()
             )));
-        };
-        writer.write_all(event.bytes)?;
+        }
+        // Acked only if the whole batch reaches the OS: see `on_batch_end`.
+        self.buffer.extend_from_slice(event.bytes);
         Ok(SinkReply::Ack)
     }
 
-    fn on_pause(&mut self, _ctx: &ConnectorContext) -> Result<()> {
-        self.flush()
-    }
-
-    fn on_drain(&mut self, _ctx: &ConnectorContext) -> Result<()> {
-        self.flush()
+    fn on_batch_end(&mut self, _ctx: &mut SinkContext<'_>) -> Result<()> {
+        self.write_buffer()
     }
 
     fn on_stop(&mut self, _ctx: &ConnectorContext) -> Result<()> {
-        self.flush()
+        self.write_buffer()
     }
 }
 
 impl FileConnector {
-    fn flush(&mut self) -> Result<()> {
-        if let Handle::Writer(writer) = &mut self.handle {
-            writer.flush()?;
+    /// Writes the buffered bytes to the file (to the OS: no fsync). On failure the buffer is
+    /// dropped (its events are failed, not acked) and the error is permanent.
+    fn write_buffer(&mut self) -> Result<()> {
+        let Handle::Writer(file) = &mut self.handle else {
+            return Ok(());
+        };
+        if self.buffer.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let written = file.write_all(&self.buffer);
+        self.buffer.clear();
+        written.map_err(|e| {
+            Error::permanent(format!(
+                "cannot write to {}: {e}",
+                self.config.path.display()
+            ))
+        })
     }
 }

@@ -7,9 +7,10 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use weir_sdk::abi::{
-    AbiSlice, CallStatus, CircuitChange, CloseArgs, ConnectArgs, ConnectorFfi, ConnectorObject,
-    CreateArgs, ErrorKind, EventId, EventWriter, Feedback, FeedbackArgs, HostApi, LogLevel,
-    LogRecord, NotifyArgs, PullArgs, PullHint, RawEvent, RawEventView, ReplyCode, SinkArgs,
+    AbiSlice, CallStatus, Capabilities, CircuitChange, CloseArgs, ConnectArgs, Connected,
+    ConnectorFfi, ConnectorObject, CreateArgs, ErrorKind, EventId, EventWriter, Feedback,
+    FeedbackArgs, HostApi, LogLevel, LogRecord, NotifyArgs, PullArgs, PullHint, RawEvent,
+    RawEventView, ReplyCode, SinkArgs,
 };
 use weir_sdk::{Circuit, PullStatus, SinkReply};
 
@@ -58,6 +59,35 @@ impl Notice {
             Notice::Stop => "on_stop",
             Notice::CircuitClosed | Notice::CircuitOpened => "on_circuit",
         }
+    }
+}
+
+/// How a pipeline binds a connector: as a source (events flow from it), as a sink (events
+/// flow to it), both, or neither (when only its config is validated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Sides {
+    /// Events flow from it.
+    pub source: bool,
+    /// Events flow to it.
+    pub sink: bool,
+}
+
+impl Sides {
+    /// Bound neither way.
+    pub const NONE: Self = Self {
+        source: false,
+        sink: false,
+    };
+
+    fn to_abi(self) -> Capabilities {
+        let mut bits = Capabilities::NONE;
+        if self.source {
+            bits = bits.union(Capabilities::SOURCE);
+        }
+        if self.sink {
+            bits = bits.union(Capabilities::SINK);
+        }
+        bits
     }
 }
 
@@ -305,6 +335,22 @@ impl Plugin {
         connector_id: &str,
         config: &serde_json::Value,
     ) -> Result<ConnectorInstance, CallError> {
+        self.instantiate_bound(connector_id, config, Sides::NONE)
+    }
+
+    /// Like [`instantiate`](Self::instantiate), telling the connector how the pipeline binds
+    /// it (`ConnectorContext::is_bound_as_source` / `is_bound_as_sink` in the sdk), so that
+    /// its defaults can follow (a `file` connector without `mode` reads as a source and
+    /// appends as a sink).
+    ///
+    /// # Errors
+    /// As [`instantiate`](Self::instantiate).
+    pub fn instantiate_bound(
+        &self,
+        connector_id: &str,
+        config: &serde_json::Value,
+        bound_as: Sides,
+    ) -> Result<ConnectorInstance, CallError> {
         let info = &self.inner.info;
         let host = Box::new(HostContext {
             connector_id: connector_id.to_owned(),
@@ -324,6 +370,7 @@ impl Plugin {
                 request_shutdown: Some(host_request_shutdown),
                 max_level: host_max_level(),
             },
+            bound_as: bound_as.to_abi(),
             instance: std::ptr::null_mut(),
         };
         // SAFETY: `decl` was validated at load time (in the image, `create` in an executable
@@ -441,21 +488,35 @@ fn instance_error(
                 message: config.message.clone(),
             },
             None => {
+                let permanent = errors
+                    .reports
+                    .iter()
+                    .any(|r| r.kind == ErrorKind::PERMANENT);
                 let message = errors
                     .reports
                     .iter()
                     .map(|r| r.message.as_str())
                     .collect::<Vec<_>>()
                     .join("; ");
-                CallError::Failed {
-                    connector,
-                    plugin,
-                    method,
-                    message: if message.is_empty() {
-                        "<no message>".to_owned()
-                    } else {
-                        message
-                    },
+                let message = if message.is_empty() {
+                    "<no message>".to_owned()
+                } else {
+                    message
+                };
+                if permanent {
+                    CallError::Permanent {
+                        connector,
+                        plugin,
+                        method,
+                        message,
+                    }
+                } else {
+                    CallError::Failed {
+                        connector,
+                        plugin,
+                        method,
+                        message,
+                    }
                 }
             }
         },
@@ -541,11 +602,29 @@ impl ConnectorInstance {
         let mut args = ConnectArgs {
             error: self.errors.sink(),
             attempt,
-            connected: false,
+            connected: Connected::NOT_YET,
         };
-        let status = self.object.connect(&mut args);
+        // SAFETY: see `call_plugin`.
+        let status = unsafe { call_plugin(|| self.object.connect(&mut args)) };
         self.finish(status, "connect")?;
-        Ok(args.connected)
+        match args.connected {
+            Connected::YES => Ok(true),
+            Connected::NOT_YET => Ok(false),
+            Connected(other) => {
+                Err(self.protocol("connect", format!("unknown connect result {other}")))
+            }
+        }
+    }
+
+    /// Poisons the instance for a broken ABI contract and describes it.
+    fn protocol(&mut self, method: &'static str, message: String) -> CallError {
+        self.state = State::Poisoned;
+        CallError::Protocol {
+            connector: self.host.connector_id.clone(),
+            plugin: self.host.plugin.clone(),
+            method,
+            message,
+        }
     }
 
     /// Delivers a lifecycle or circuit-breaker notice.
@@ -558,7 +637,8 @@ impl ConnectorInstance {
             error: self.errors.sink(),
             notice: notice.to_abi(),
         };
-        let status = self.object.notify(&mut args);
+        // SAFETY: see `call_plugin`.
+        let status = unsafe { call_plugin(|| self.object.notify(&mut args)) };
         self.finish(status, notice.method())
     }
 
@@ -587,21 +667,14 @@ impl ConnectorInstance {
             max_events,
             hint: PullHint::EMPTY,
         };
-        let status = self.object.pull(&mut args);
+        // SAFETY: see `call_plugin`.
+        let status = unsafe { call_plugin(|| self.object.pull(&mut args)) };
         self.finish(status, "pull")?;
         match args.hint {
             PullHint::READY => Ok(PullStatus::Ready),
             PullHint::EMPTY => Ok(PullStatus::Empty),
             PullHint::FINISHED => Ok(PullStatus::Finished),
-            PullHint(other) => {
-                self.state = State::Poisoned;
-                Err(CallError::Protocol {
-                    connector: self.host.connector_id.clone(),
-                    plugin: self.host.plugin.clone(),
-                    method: "pull",
-                    message: format!("unknown pull hint {other}"),
-                })
-            }
+            PullHint(other) => Err(self.protocol("pull", format!("unknown pull hint {other}"))),
         }
     }
 
@@ -616,7 +689,8 @@ impl ConnectorInstance {
             items: items.as_ptr(),
             len: items.len(),
         };
-        let status = self.object.source_feedback(&mut args);
+        // SAFETY: see `call_plugin`.
+        let status = unsafe { call_plugin(|| self.object.source_feedback(&mut args)) };
         self.finish(status, "source_feedback")
     }
 
@@ -637,20 +711,15 @@ impl ConnectorInstance {
             processed: 0,
             circuit: CircuitChange::NONE,
         };
-        let status = self.object.sink_batch(&mut args);
+        // SAFETY: see `call_plugin`.
+        let status = unsafe { call_plugin(|| self.object.sink_batch(&mut args)) };
         self.finish(status, "sink_batch")?;
         let circuit = match args.circuit {
             CircuitChange::NONE => None,
             CircuitChange::CLOSE => Some(Circuit::Closed),
             CircuitChange::OPEN => Some(Circuit::Open),
             CircuitChange(other) => {
-                self.state = State::Poisoned;
-                return Err(CallError::Protocol {
-                    connector: self.host.connector_id.clone(),
-                    plugin: self.host.plugin.clone(),
-                    method: "sink_batch",
-                    message: format!("unknown circuit change {other}"),
-                });
+                return Err(self.protocol("sink_batch", format!("unknown circuit change {other}")));
             }
         };
         // Almost always empty: do not pay for draining an empty list on the hot path.
@@ -681,7 +750,8 @@ impl ConnectorInstance {
         let mut args = CloseArgs {
             error: self.errors.sink(),
         };
-        let status = self.object.close(&mut args);
+        // SAFETY: see `call_plugin`.
+        let status = unsafe { call_plugin(|| self.object.close(&mut args)) };
         let result = self.finish(status, "drop");
         self.state = State::Closed;
         result
@@ -698,6 +768,24 @@ impl Drop for ConnectorInstance {
         // is dropped after this) and `host`, which the plugin may reference, too.
         unsafe { ManuallyDrop::drop(&mut self.object) };
     }
+}
+
+/// Runs one call through the instance's vtable: the jump into the plugin's code.
+///
+/// Every call into a connector instance goes through here, so the boundary is visible (and
+/// `unsafe`) at each call site instead of hiding behind a safe-looking method of the
+/// vtable wrapper.
+///
+/// # Safety
+/// `call` must call one method of a `ConnectorObject` created by [`Plugin::instantiate`]
+/// that has not been dropped, with an argument struct whose pointers are valid for the
+/// call. That is what makes it sound: the loader checked that every vtable entry is a
+/// non-null pointer into an executable segment of the plugin's own image (and an
+/// instance's vtable pointer at creation), the library stays mapped while the instance
+/// holds its [`Plugin`], and the sdk's trampolines never unwind across the boundary.
+#[inline(always)]
+unsafe fn call_plugin(call: impl FnOnce() -> CallStatus) -> CallStatus {
+    call()
 }
 
 /// What `push_event` and `end_stream` write into during one pull.

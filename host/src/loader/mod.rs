@@ -23,7 +23,9 @@ use weir_sdk::abi::{
 use crate::error::LoadError;
 use image::{Access, Image};
 
-pub use instance::{ConnectorInstance, EventBatch, Notice, PulledEvent, SinkEvent, SinkOutcome};
+pub use instance::{
+    ConnectorInstance, EventBatch, Notice, PulledEvent, Sides, SinkEvent, SinkOutcome,
+};
 pub use weir_sdk::abi::{AbiVersion, EventId};
 pub use weir_sdk::{PullStatus, SinkReply};
 

@@ -76,6 +76,18 @@ impl Connector for Echo {
         }
         Ok(SinkReply::Ack)
     }
+
+    fn on_tick(&mut self, ctx: &mut SinkContext<'_>) -> Result<()> {
+        ctx.open_circuit();
+        Ok(())
+    }
+
+    fn on_batch_end(&mut self, _ctx: &mut SinkContext<'_>) -> Result<()> {
+        if self.pending.len() > 1024 {
+            return Err(weir_sdk::Error::permanent("too much pending"));
+        }
+        Ok(())
+    }
 }
 
 fn main() {

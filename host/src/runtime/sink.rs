@@ -1,0 +1,284 @@
+//! The sink side of a connector: receive → encode → postprocess → deliver → verdicts.
+//!
+//! Batches wait in arrival order until the instance runs (a sink is never handed events
+//! before its `connect` succeeded) and, after a batch of which the sink took nothing, until
+//! a backoff has passed: a sink that fails every event, fed by a source that resends every
+//! fail, must not spin. Repeated failures are logged once per few seconds, with a count.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use weir_sdk::{Circuit, SinkReply};
+
+use super::connector::{Batch, BatchFeedback, Msg, Shared, Throttle};
+use super::metrics::{Call, Metrics};
+use super::supervisor::failure_backoff;
+use crate::codec::{Codec, Encoded, Value};
+use crate::error::CallError;
+use crate::loader::{ConnectorInstance, SinkEvent};
+use crate::processor::{Chain, Frames};
+
+/// The sink side's state.
+#[derive(Debug)]
+pub(crate) struct Sink {
+    /// Batches received and not delivered yet, in order.
+    waiting: VecDeque<Arc<Batch>>,
+    post_chain: Chain,
+    encoded: Vec<u8>,
+    frames: Frames,
+    /// Since when its breaker has been closed.
+    closed_since: Option<Instant>,
+    last_tick: Instant,
+    /// Batches in a row of which the sink took nothing.
+    fail_streak: u32,
+    /// No delivery before this (backoff after failures).
+    retry_at: Instant,
+    failures: Throttle,
+}
+
+impl Sink {
+    pub(crate) fn new(shared: &Shared) -> Self {
+        Self {
+            waiting: VecDeque::new(),
+            post_chain: Chain::new(&shared.spec.postprocessors),
+            encoded: Vec::new(),
+            frames: Frames::new(),
+            closed_since: None,
+            last_tick: Instant::now(),
+            fail_streak: 0,
+            retry_at: Instant::now(),
+            failures: Throttle::new(),
+        }
+    }
+
+    /// Queues a batch for delivery.
+    pub(crate) fn accept(&mut self, batch: Arc<Batch>) {
+        self.waiting.push_back(batch);
+    }
+
+    /// When the next waiting batch may be delivered (the caller checks that the instance
+    /// runs).
+    pub(crate) fn next_delivery(&self) -> Option<Instant> {
+        (!self.waiting.is_empty()).then_some(self.retry_at)
+    }
+
+    /// When the next tick is due: ticks go to a sink whose breaker is closed.
+    pub(crate) fn next_tick(&self, shared: &Shared) -> Option<Instant> {
+        self.closed_since
+            .map(|_| self.last_tick + shared.options.tick_interval)
+    }
+
+    /// Fails every waiting batch back to its source.
+    pub(crate) fn fail_waiting(&mut self, shared: &Shared) {
+        while let Some(batch) = self.waiting.pop_front() {
+            self.fail_batch(shared, &batch);
+        }
+    }
+
+    /// Fails a whole batch back to its source without delivering any of it.
+    pub(crate) fn fail_batch(&mut self, shared: &Shared, batch: &Batch) {
+        Metrics::add(&shared.metrics.events_failed, batch.events.len());
+        send_feedback(shared, batch, (0..batch.events.len() as u32).collect());
+    }
+
+    /// Encodes, postprocesses and delivers the oldest waiting batch, and sends the
+    /// verdicts back. A panic or permanent error is returned (the batch is failed first).
+    pub(crate) fn deliver_next(
+        &mut self,
+        shared: &Shared,
+        instance: &mut ConnectorInstance,
+    ) -> Result<(), CallError> {
+        let Some(batch) = self.waiting.pop_front() else {
+            return Ok(());
+        };
+        let mut failed: Vec<u32> = Vec::new();
+        let mut last_error: Option<String> = None;
+        let codec = shared.spec.codec;
+        let mut encoded = std::mem::take(&mut self.encoded);
+        encoded.clear();
+        // Where each delivered event's bytes are: in the value itself or in `encoded`.
+        let mut locations: Vec<(u32, Option<std::ops::Range<usize>>)> =
+            Vec::with_capacity(batch.events.len());
+        for (index, event) in batch.events.iter().enumerate() {
+            match self.encode(codec, &event.value, &mut encoded) {
+                Ok(location) => locations.push((index as u32, location)),
+                Err(error) => {
+                    Metrics::add(&shared.metrics.events_err, 1);
+                    last_error = Some(format!(
+                        "{error}: event (stream {}, pull {}) not delivered",
+                        event.id.stream, event.id.pull
+                    ));
+                    failed.push(index as u32);
+                }
+            }
+        }
+        let events: Vec<SinkEvent<'_>> = locations
+            .iter()
+            .map(|(index, location)| {
+                let event = &batch.events[*index as usize];
+                let bytes = match location {
+                    Some(range) => &encoded[range.clone()],
+                    None => event.value.as_bytes().unwrap_or_default(),
+                };
+                SinkEvent::new(bytes, event.id, batch.ingest_ns, b"")
+            })
+            .collect();
+        let result = shared.metrics.track(Call::Deliver, || {
+            instance.sink_batch(&events).map(|outcome| {
+                let replies: Vec<bool> = outcome.replies().map(|r| r == SinkReply::Fail).collect();
+                (replies, outcome.circuit, outcome.errors)
+            })
+        });
+        drop(events);
+        self.encoded = encoded;
+        Metrics::add(&shared.metrics.events_in, locations.len());
+        let outcome = match result {
+            Ok((replies, circuit, errors)) => {
+                for (position, is_failed) in replies.into_iter().enumerate() {
+                    if is_failed {
+                        failed.push(locations[position].0);
+                    }
+                }
+                if let Some(error) = errors.into_iter().last() {
+                    last_error = Some(error);
+                }
+                if let Some(circuit) = circuit {
+                    self.circuit_changed(shared, circuit);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                // Nothing of this batch counts as delivered.
+                failed = (0..batch.events.len() as u32).collect();
+                last_error = Some(error.to_string());
+                if error.is_poisoning() || error.is_permanent() {
+                    Err(error)
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        self.note_failures(shared, batch.events.len(), failed.len(), last_error);
+        send_feedback(shared, &batch, failed);
+        outcome
+    }
+
+    /// Counts what the sink did not take, warns (rate-limited), and backs off after a
+    /// batch of which it took nothing.
+    fn note_failures(
+        &mut self,
+        shared: &Shared,
+        len: usize,
+        failed: usize,
+        last_error: Option<String>,
+    ) {
+        Metrics::add(&shared.metrics.events_failed, failed);
+        if failed > 0
+            && let Some(count) = self.failures.note(failed as u64)
+        {
+            let reason = last_error.unwrap_or_else(|| "the sink replied `Fail`".to_owned());
+            tracing::warn!(connector = %shared.id(), count, "events not delivered (count: since the last warning): {reason}");
+        }
+        if len > 0 && failed == len {
+            self.fail_streak = self.fail_streak.saturating_add(1);
+            self.retry_at = Instant::now() + failure_backoff(self.fail_streak);
+        } else {
+            self.fail_streak = 0;
+        }
+    }
+
+    /// Encodes one value and runs the postprocessors; `None` means "the value's own bytes".
+    fn encode(
+        &mut self,
+        codec: Codec,
+        value: &Value,
+        encoded: &mut Vec<u8>,
+    ) -> Result<Option<std::ops::Range<usize>>, String> {
+        let start = encoded.len();
+        let location = codec.encode(value, encoded).map_err(|e| e.to_string())?;
+        if self.post_chain.is_empty() {
+            return Ok(match location {
+                Encoded::AsIs => None,
+                Encoded::Appended(range) => Some(range),
+            });
+        }
+        self.frames.clear();
+        let mut errors = Vec::new();
+        match &location {
+            Encoded::AsIs => {
+                let input = value.as_bytes().unwrap_or_default();
+                self.post_chain
+                    .process(input, &mut self.frames, &mut errors);
+            }
+            Encoded::Appended(range) => {
+                self.post_chain
+                    .process(&encoded[range.clone()], &mut self.frames, &mut errors);
+            }
+        }
+        encoded.truncate(start);
+        if let Some(error) = errors.into_iter().next() {
+            return Err(error.to_string());
+        }
+        for frame in self.frames.iter() {
+            encoded.extend_from_slice(frame);
+        }
+        Ok(Some(start..encoded.len()))
+    }
+
+    fn circuit_changed(&mut self, shared: &Shared, circuit: Circuit) {
+        let closed = circuit == Circuit::Closed;
+        if closed == self.closed_since.is_some() {
+            return;
+        }
+        self.closed_since = closed.then(Instant::now);
+        self.last_tick = Instant::now();
+        shared
+            .metrics
+            .circuit_closed
+            .store(closed, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(connector = %shared.id(), circuit = if closed { "closed" } else { "open" }, "circuit breaker changed");
+        for &source in &shared.routes.upstream {
+            shared.send(
+                source,
+                Msg::Circuit {
+                    sink: shared.index,
+                    circuit,
+                },
+            );
+        }
+    }
+
+    /// Ticks a sink whose breaker is closed, so that it can reopen it.
+    pub(crate) fn tick(
+        &mut self,
+        shared: &Shared,
+        instance: &mut ConnectorInstance,
+    ) -> Result<(), CallError> {
+        self.last_tick = Instant::now();
+        match shared.metrics.track(Call::Tick, || {
+            instance.sink_batch(&[]).map(|outcome| outcome.circuit)
+        }) {
+            Ok(circuit) => {
+                if let Some(circuit) = circuit {
+                    self.circuit_changed(shared, circuit);
+                }
+                Ok(())
+            }
+            Err(error) if error.is_poisoning() || error.is_permanent() => Err(error),
+            Err(error) => {
+                tracing::warn!(connector = %shared.id(), %error, "tick failed");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn send_feedback(shared: &Shared, batch: &Batch, failed: Vec<u32>) {
+    let feedback = BatchFeedback {
+        batch: batch.id,
+        incarnation: batch.incarnation,
+        failed,
+    };
+    shared.send(batch.origin, Msg::Feedback(feedback));
+}

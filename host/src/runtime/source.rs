@@ -1,0 +1,534 @@
+//! The source side of a connector: pull → preprocess → decode → route, and verdicts back.
+//!
+//! A pulled event's verdict is *ack* only if every sink it went to delivered every event
+//! derived from it (fan-out); events derived from one pull are contiguous in a batch, so
+//! there is one verdict per pull. A source is pulled only while it has credit (fewer than
+//! `max_in_flight` events await their verdict), no sink it feeds has its breaker closed,
+//! and at least one of its sinks is still alive.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use weir_sdk::abi::{Feedback, FeedbackKind};
+use weir_sdk::{Circuit, PullStatus};
+
+use super::connector::{Batch, BatchFeedback, Event, Msg, Shared, Throttle};
+use super::metrics::{Call, Metrics};
+use super::supervisor::notify;
+use crate::codec::Value;
+use crate::config::Port;
+use crate::error::CallError;
+use crate::loader::{ConnectorInstance, EventBatch, EventId, Notice};
+use crate::processor::{Chain, Frames, ProcessorError};
+
+/// Verdict tracking for one batch in flight.
+#[derive(Debug)]
+struct InFlight {
+    /// The batch itself (shared with the sinks): its events' ids are the verdicts' ids.
+    batch: Arc<Batch>,
+    remaining_sinks: usize,
+    failed: Vec<bool>,
+}
+
+const MIN_IDLE: Duration = Duration::from_micros(50);
+
+/// The source side's state.
+#[derive(Debug)]
+pub(crate) struct Source {
+    /// Whether the connector is bound as a source at all.
+    active: bool,
+    pulled: EventBatch,
+    frames: Frames,
+    processor_errors: Vec<ProcessorError>,
+    streams: HashMap<u64, Chain>,
+    in_flight: HashMap<u64, InFlight>,
+    in_flight_events: usize,
+    next_batch: u64,
+    /// The plugin said it will produce nothing more.
+    finished: bool,
+    /// The connector failed for good.
+    dead: bool,
+    reported_finished: bool,
+    reported_drained: bool,
+    /// Sinks fed by this source whose breaker is closed; it is paused while any is.
+    closed_downstream: BTreeSet<usize>,
+    /// Live sinks of each port (sinks that failed for good are removed).
+    out: Vec<usize>,
+    err: Vec<usize>,
+    idle: Duration,
+    next_pull: Instant,
+    dropped: Throttle,
+    pull_errors: Throttle,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Source {
+    pub(crate) fn new(shared: &Shared) -> Self {
+        Self {
+            active: shared.routes.is_source(),
+            pulled: EventBatch::new(),
+            frames: Frames::new(),
+            processor_errors: Vec::new(),
+            streams: HashMap::new(),
+            in_flight: HashMap::new(),
+            in_flight_events: 0,
+            next_batch: 0,
+            finished: false,
+            dead: false,
+            reported_finished: false,
+            reported_drained: false,
+            closed_downstream: BTreeSet::new(),
+            out: shared.routes.out.clone(),
+            err: shared.routes.err.clone(),
+            idle: MIN_IDLE,
+            next_pull: Instant::now(),
+            dropped: Throttle::new(),
+            pull_errors: Throttle::new(),
+        }
+    }
+
+    /// Whether a sink it feeds has its breaker closed.
+    pub(crate) fn is_paused(&self) -> bool {
+        !self.closed_downstream.is_empty()
+    }
+
+    /// Whether anything it produces can still reach a live sink: `out` events if it has
+    /// `out` bindings (`err` events alone are no reason to go on), else `err` events.
+    fn has_live_sinks(&self, shared: &Shared) -> bool {
+        if shared.routes.out.is_empty() {
+            !self.err.is_empty()
+        } else {
+            !self.out.is_empty()
+        }
+    }
+
+    /// When the next pull is due, if the source may be pulled at all (the caller checks
+    /// that the instance runs).
+    pub(crate) fn next_pull(&self, shared: &Shared, draining: bool) -> Option<Instant> {
+        let may_pull = self.active
+            && !self.finished
+            && !self.dead
+            && !draining
+            && self.closed_downstream.is_empty()
+            && self.in_flight_events < shared.options.max_in_flight
+            && self.has_live_sinks(shared);
+        may_pull.then_some(self.next_pull)
+    }
+
+    /// The connector failed for good.
+    pub(crate) fn died(&mut self) {
+        self.dead = true;
+    }
+
+    /// Tells the world when this source has finished or drained, once each.
+    pub(crate) fn report_progress(&mut self, shared: &Shared, draining: bool) {
+        if !self.active || self.in_flight_events > 0 {
+            return;
+        }
+        let done = self.finished || self.dead || !self.has_live_sinks(shared);
+        if done && !self.reported_finished {
+            self.reported_finished = true;
+            shared.tell_world(super::WorldEvent::Finished(shared.index));
+        }
+        if draining && !self.reported_drained {
+            self.reported_drained = true;
+            shared.tell_world(super::WorldEvent::Drained(shared.index));
+        }
+    }
+
+    /// A sink it feeds failed for good: nothing more is sent there.
+    pub(crate) fn sink_dead(&mut self, shared: &Shared, sink: usize) {
+        if !self.active {
+            return;
+        }
+        let had_live = self.has_live_sinks(shared);
+        self.out.retain(|s| *s != sink);
+        self.err.retain(|s| *s != sink);
+        self.closed_downstream.remove(&sink);
+        if had_live && !self.has_live_sinks(shared) {
+            tracing::error!(connector = %shared.id(), "every sink this source feeds failed for good: the source stops");
+        }
+    }
+
+    /// A restarted source cannot take verdicts for the old incarnation's events: they are
+    /// forgotten (the restarted plugin starts afresh), and so are its streams' buffers.
+    pub(crate) fn forget_in_flight(&mut self, shared: &Shared) {
+        if !self.in_flight.is_empty() {
+            tracing::warn!(
+                connector = %shared.id(),
+                events = self.in_flight_events,
+                "verdicts of events in flight from the failed instance will be ignored"
+            );
+        }
+        self.in_flight.clear();
+        self.in_flight_events = 0;
+        self.streams.clear();
+        self.pulled.clear();
+    }
+
+    /// A sink it feeds moved its breaker.
+    pub(crate) fn circuit(
+        &mut self,
+        shared: &Shared,
+        instance: Option<&mut ConnectorInstance>,
+        sink: usize,
+        circuit: Circuit,
+    ) -> Result<(), CallError> {
+        let was_paused = self.is_paused();
+        match circuit {
+            Circuit::Closed => self.closed_downstream.insert(sink),
+            Circuit::Open => self.closed_downstream.remove(&sink),
+        };
+        let paused = self.is_paused();
+        if paused == was_paused {
+            return Ok(());
+        }
+        tracing::debug!(connector = %shared.id(), paused, "downstream circuit breaker changed");
+        let Some(instance) = instance else {
+            // Told at start (see `Supervisor::step`).
+            return Ok(());
+        };
+        let notice = if paused {
+            Notice::CircuitClosed
+        } else {
+            Notice::CircuitOpened
+        };
+        match notify(instance, shared, notice) {
+            Err(error) if error.is_poisoning() || error.is_permanent() => Err(error),
+            Err(error) => {
+                tracing::warn!(connector = %shared.id(), %error, "circuit notice failed");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// One pull, then what it produced is routed; sets when the next pull is due.
+    pub(crate) fn pull(
+        &mut self,
+        shared: &Shared,
+        instance: &mut ConnectorInstance,
+        incarnation: u32,
+    ) -> Result<(), CallError> {
+        let room = shared.options.max_in_flight - self.in_flight_events;
+        let max = room.min(shared.options.batch_size as usize).max(1) as u32;
+        self.pulled.clear();
+        let status = match shared
+            .metrics
+            .track(Call::Pull, || instance.pull(&mut self.pulled, max))
+        {
+            Ok(status) => status,
+            Err(error) if error.is_poisoning() || error.is_permanent() => return Err(error),
+            Err(error) => {
+                if let Some(count) = self.pull_errors.note(1) {
+                    tracing::warn!(connector = %shared.id(), %error, count, "pull failed (count: failures since the last warning)");
+                }
+                self.back_off(shared);
+                return Ok(());
+            }
+        };
+        let produced = !self.pulled.is_empty() || !self.pulled.ended_streams().is_empty();
+        if produced {
+            self.route_pulled(shared, incarnation, instance)?;
+        }
+        match status {
+            PullStatus::Ready => self.pull_now(),
+            PullStatus::Empty if produced => self.pull_now(),
+            PullStatus::Empty => self.back_off(shared),
+            PullStatus::Finished => {
+                self.finish_streams(shared, incarnation, instance)?;
+                self.finished = true;
+                tracing::debug!(connector = %shared.id(), "source finished");
+            }
+        }
+        Ok(())
+    }
+
+    fn pull_now(&mut self) {
+        self.idle = MIN_IDLE;
+        self.next_pull = Instant::now();
+    }
+
+    fn back_off(&mut self, shared: &Shared) {
+        self.next_pull = Instant::now() + self.idle;
+        self.idle = (self.idle * 2).min(shared.options.idle_backoff_max);
+    }
+
+    /// Preprocesses, decodes and routes what the last pull produced.
+    fn route_pulled(
+        &mut self,
+        shared: &Shared,
+        incarnation: u32,
+        instance: &mut ConnectorInstance,
+    ) -> Result<(), CallError> {
+        let ingest_ns = now_ns();
+        let mut out = Vec::with_capacity(self.pulled.len());
+        let mut errors = Vec::new();
+        let mut no_output = Vec::new();
+        let pre = &shared.spec.preprocessors;
+        let codec = shared.spec.codec;
+        self.frames.clear();
+        // (pull id, stream, end index in `frames`) per pulled event.
+        let mut owners: Vec<(u64, u64, usize)> = Vec::with_capacity(self.pulled.len());
+        for event in self.pulled.iter() {
+            let chain = self
+                .streams
+                .entry(event.id.stream)
+                .or_insert_with(|| Chain::new(pre));
+            chain.process(event.bytes, &mut self.frames, &mut self.processor_errors);
+            for error in self.processor_errors.drain(..) {
+                errors.push((event.id, error.to_string()));
+            }
+            owners.push((event.id.pull, event.id.stream, self.frames.len()));
+        }
+        let ended: Vec<u64> = self.pulled.ended_streams().to_vec();
+        for stream in ended {
+            if let Some(mut chain) = self.streams.remove(&stream) {
+                chain.finish(&mut self.frames, &mut self.processor_errors);
+                let last_pull = owners
+                    .iter()
+                    .rev()
+                    .find(|(_, s, _)| *s == stream)
+                    .map_or(u64::MAX, |o| o.0);
+                for error in self.processor_errors.drain(..) {
+                    errors.push((
+                        EventId {
+                            stream,
+                            pull: last_pull,
+                        },
+                        error.to_string(),
+                    ));
+                }
+                owners.push((last_pull, stream, self.frames.len()));
+            }
+        }
+        let frames = std::mem::take(&mut self.frames);
+        let (data, ends) = frames.into_parts();
+        let data = Bytes::from(data);
+        let mut start = 0;
+        let mut frame_index = 0;
+        for &(pull, stream, end) in &owners {
+            let first = out.len();
+            while frame_index < end {
+                let frame_end = ends[frame_index];
+                let frame = data.slice(start..frame_end);
+                start = frame_end;
+                frame_index += 1;
+                let id = EventId { stream, pull };
+                match codec.decode(frame) {
+                    Ok(value) => out.push(Event { id, value }),
+                    Err(error) => errors.push((id, error.to_string())),
+                }
+            }
+            if out.len() == first && pull != u64::MAX {
+                no_output.push(Feedback {
+                    id: EventId { stream, pull },
+                    kind: FeedbackKind::ACK,
+                });
+            }
+        }
+        Metrics::add(&shared.metrics.events_out, out.len());
+        Metrics::add(&shared.metrics.events_err, errors.len());
+        if !out.is_empty() {
+            if self.out.is_empty() {
+                // No live `out` sink: the decoded events are done with.
+                for event in &out {
+                    if event.id.pull != u64::MAX {
+                        no_output.push(Feedback {
+                            id: event.id,
+                            kind: FeedbackKind::ACK,
+                        });
+                    }
+                }
+            } else {
+                self.send_batch(shared, incarnation, Port::Out, ingest_ns, out, instance)?;
+            }
+        }
+        if !errors.is_empty() {
+            if self.err.is_empty() {
+                if let Some(count) = self.dropped.note(errors.len() as u64) {
+                    let (id, error) = &errors[errors.len() - 1];
+                    tracing::warn!(
+                        connector = %shared.id(),
+                        stream = id.stream,
+                        pull = id.pull,
+                        count,
+                        "{error} (no `err` binding: event dropped; count: events dropped since the last warning)"
+                    );
+                }
+            } else {
+                let events = errors
+                    .into_iter()
+                    .map(|(id, error)| Event {
+                        id,
+                        value: Value::Json(serde_json::json!({
+                            "error": error,
+                            "connector": shared.spec.id,
+                            "stream": id.stream,
+                            "pull": id.pull,
+                        })),
+                    })
+                    .collect();
+                self.send_batch(shared, incarnation, Port::Err, ingest_ns, events, instance)?;
+            }
+        }
+        if !no_output.is_empty() {
+            give_feedback(shared, instance, &no_output)?;
+        }
+        Ok(())
+    }
+
+    fn finish_streams(
+        &mut self,
+        shared: &Shared,
+        incarnation: u32,
+        instance: &mut ConnectorInstance,
+    ) -> Result<(), CallError> {
+        let streams: Vec<u64> = self.streams.keys().copied().collect();
+        if streams.is_empty() {
+            return Ok(());
+        }
+        // Flush every stream as if it had ended in a final, empty pull.
+        self.pulled.clear();
+        for stream in streams {
+            self.pulled.end_stream(stream);
+        }
+        self.route_pulled(shared, incarnation, instance)
+    }
+
+    fn send_batch(
+        &mut self,
+        shared: &Shared,
+        incarnation: u32,
+        port: Port,
+        ingest_ns: u64,
+        events: Vec<Event>,
+        instance: &mut ConnectorInstance,
+    ) -> Result<(), CallError> {
+        let id = self.next_batch;
+        self.next_batch += 1;
+        let len = events.len();
+        let batch = Arc::new(Batch {
+            origin: shared.index,
+            incarnation,
+            id,
+            port,
+            ingest_ns,
+            events,
+        });
+        let targets = match port {
+            Port::Out => self.out.clone(),
+            Port::Err => self.err.clone(),
+        };
+        self.in_flight.insert(
+            id,
+            InFlight {
+                batch: batch.clone(),
+                remaining_sinks: targets.len(),
+                failed: vec![false; len],
+            },
+        );
+        self.in_flight_events += len;
+        for target in targets {
+            if !shared.send(target, Msg::Events(batch.clone())) {
+                // The sink's thread is gone (shutting down): nobody will deliver it.
+                let feedback = BatchFeedback {
+                    batch: id,
+                    incarnation,
+                    failed: (0..len as u32).collect(),
+                };
+                self.on_feedback(shared, Some(&mut *instance), incarnation, feedback)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A sink's verdict on one of this source's batches.
+    pub(crate) fn on_feedback(
+        &mut self,
+        shared: &Shared,
+        instance: Option<&mut ConnectorInstance>,
+        incarnation: u32,
+        feedback: BatchFeedback,
+    ) -> Result<(), CallError> {
+        if feedback.incarnation != incarnation {
+            return Ok(());
+        }
+        let Some(entry) = self.in_flight.get_mut(&feedback.batch) else {
+            return Ok(());
+        };
+        for index in feedback.failed {
+            if let Some(failed) = entry.failed.get_mut(index as usize) {
+                *failed = true;
+            }
+        }
+        entry.remaining_sinks -= 1;
+        if entry.remaining_sinks > 0 {
+            return Ok(());
+        }
+        let entry = self.in_flight.remove(&feedback.batch).expect("present");
+        self.in_flight_events -= entry.failed.len();
+        // `err` events carry no verdict for the source.
+        if entry.batch.port != Port::Out {
+            return Ok(());
+        }
+        // Events derived from one pulled event are contiguous: one verdict per pull.
+        let mut verdicts: Vec<Feedback> = Vec::new();
+        let (mut acked, mut failed) = (0, 0);
+        for (event, event_failed) in entry.batch.events.iter().zip(&entry.failed) {
+            if *event_failed {
+                failed += 1;
+            } else {
+                acked += 1;
+            }
+            if event.id.pull == u64::MAX {
+                continue;
+            }
+            let kind = if *event_failed {
+                FeedbackKind::FAIL
+            } else {
+                FeedbackKind::ACK
+            };
+            match verdicts.last_mut() {
+                Some(last) if last.id.pull == event.id.pull => {
+                    if kind == FeedbackKind::FAIL {
+                        last.kind = FeedbackKind::FAIL;
+                    }
+                }
+                _ => verdicts.push(Feedback { id: event.id, kind }),
+            }
+        }
+        Metrics::add(&shared.metrics.acks, acked);
+        Metrics::add(&shared.metrics.fails, failed);
+        match instance {
+            Some(instance) => give_feedback(shared, instance, &verdicts),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Hands verdicts to the plugin; only a panic or a permanent error ends the instance.
+fn give_feedback(
+    shared: &Shared,
+    instance: &mut ConnectorInstance,
+    verdicts: &[Feedback],
+) -> Result<(), CallError> {
+    match shared
+        .metrics
+        .track(Call::Feedback, || instance.feedback(verdicts))
+    {
+        Err(error) if error.is_poisoning() || error.is_permanent() => Err(error),
+        Err(error) => {
+            tracing::warn!(connector = %shared.id(), %error, "ack/fail handling failed");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
+}
