@@ -3,9 +3,10 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use weir_tests::example_plugin;
+use weir_tests::{example_plugin, fixture_plugin};
 
 fn temp_dir(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("weir-run-{test}-{}", std::process::id()));
@@ -20,14 +21,117 @@ fn lit(path: &Path) -> String {
 
 fn weir(args: &[&std::ffi::OsStr], rust_log: &str) -> Command {
     let plugins = example_plugin("metronome").parent().unwrap().to_owned();
+    let fixtures = misbehave_dir();
     let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
     command
         .arg("--plugin-dir")
         .arg(plugins)
+        .arg("--plugin-dir")
+        .arg(fixtures)
         .args(args)
         .env("RUST_LOG", rust_log);
     command
 }
+
+/// A directory holding only the `misbehave` test plugin (the fixtures' own directory also
+/// holds the faulty plugins, whose refusal would be logged by every run).
+fn misbehave_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let plugin = fixture_plugin("misbehave");
+        let dir = temp_dir("misbehave-plugin");
+        std::fs::copy(&plugin, dir.join(plugin.file_name().unwrap())).unwrap();
+        dir
+    })
+}
+
+/// A `weir run` in the background whose standard error is collected as it comes.
+struct Running {
+    child: std::process::Child,
+    stderr: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(pipeline: &Path, extra: &[&str]) -> Self {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["run".as_ref(), pipeline.as_os_str()];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        let mut child = weir(&args, "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
+        Self {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
+    }
+
+    /// Polls until `condition` holds, for at most 30 s; panics with the log otherwise.
+    fn wait_until(&self, what: &str, mut condition: impl FnMut(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.stderr.lock().unwrap().clone();
+            if condition(&text) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "waited 30 s for {what}: {text}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child process, whose pid we just got.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// Waits for the exit (at most 60 s) and returns the status, the time it took and the
+    /// whole standard error.
+    fn finish(mut self) -> (std::process::ExitStatus, Duration, String) {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "weir did not exit within 60 s: {}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let elapsed = started.elapsed();
+        self.reader.take().unwrap().join().unwrap();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status, elapsed, stderr)
+    }
+}
+
+fn write_pipeline(dir: &Path, toml: &str) -> PathBuf {
+    let pipeline = dir.join("pipeline.toml");
+    std::fs::write(&pipeline, toml).unwrap();
+    pipeline
+}
+
+const RUNNING: &str = "pipeline running";
 
 /// `connector in=.. out=.. acks=.. fails=..` from the final metrics on stderr.
 fn final_metric(stderr: &str, connector: &str, key: &str) -> u64 {
@@ -58,27 +162,19 @@ fn ctrl_c_drains_every_event_in_flight_and_exits_cleanly() {
         ),
     )
     .unwrap();
-    let mut child = weir(&["run".as_ref(), pipeline.as_os_str()], "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    // SAFETY: sending SIGINT to our own child process, whose pid we just got.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let started = Instant::now();
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "drained promptly"
-    );
+    let running = Running::start(&pipeline, &[]);
+    running.wait_until("the pipeline to run", |log| log.contains(RUNNING));
+    // Let some events through before the interrupt.
+    let written = || {
+        std::fs::read_to_string(&output)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    running.wait_until("50 events written", |_| written() > 50);
+    running.signal(libc::SIGINT);
+    let (status, elapsed, stderr) = running.finish();
+    assert!(elapsed < Duration::from_secs(10), "drained promptly");
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("interrupted: draining"), "{stderr}");
     let (out, acks, fails) = (
@@ -157,4 +253,133 @@ fn run_reports_config_errors_with_locations_and_exits_1() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn sigint_ends_a_run_whose_plugin_blocks_within_the_deadlines_naming_it() {
+    let dir = temp_dir("blocked");
+    let record = dir.join("calls.txt");
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"stuck\"\nplugin = \"misbehave\"\n\
+             config = {{ record = {}, block_in = \"pull\" }}\n\
+             [[connector]]\nid = \"out\"\nplugin = \"stdout\"\n\
+             [[binding]]\nfrom = \"stuck\"\nto = [\"out\"]\n",
+            lit(&record)
+        ),
+    );
+    let running = Running::start(&pipeline, &["--drain-timeout", "1", "--stop-timeout", "1"]);
+    running.wait_until("the pipeline to run", |log| log.contains(RUNNING));
+    running.wait_until("the plugin to block in `pull`", |_| {
+        std::fs::read_to_string(&record).is_ok_and(|calls| calls.contains("pull"))
+    });
+    running.signal(libc::SIGINT);
+    let (status, elapsed, stderr) = running.finish();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        elapsed < Duration::from_secs(7),
+        "drain (1 s) + stop (1 s) deadlines, took {elapsed:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "error: connector `stuck` did not stop within 1s (blocked in `pull`): abandoned"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_second_sigint_exits_at_once() {
+    let dir = temp_dir("second-sigint");
+    let record = dir.join("calls.txt");
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"tick\"\nplugin = \"metronome\"\nconfig = {{ interval_ms = 1 }}\n\
+             [[connector]]\nid = \"slow\"\nplugin = \"misbehave\"\n\
+             config = {{ record = {}, block_in = \"on_stop\" }}\n\
+             [[binding]]\nfrom = \"tick\"\nto = [\"slow\"]\n",
+            lit(&record)
+        ),
+    );
+    let running = Running::start(&pipeline, &["--stop-timeout", "600"]);
+    running.wait_until("the pipeline to run", |log| log.contains(RUNNING));
+    running.signal(libc::SIGINT);
+    running.wait_until("the sink to block in `on_stop`", |_| {
+        std::fs::read_to_string(&record).is_ok_and(|calls| calls.contains("on_stop"))
+    });
+    running.signal(libc::SIGTERM);
+    let (status, elapsed, stderr) = running.finish();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    assert!(
+        stderr.contains("error: second SIGTERM: exiting now"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_input_file_fails_the_run_at_once_naming_the_connector() {
+    let dir = temp_dir("missing-input");
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"in\"\nplugin = \"file\"\nconfig = {{ path = {} }}\n\
+             [[connector]]\nid = \"out\"\nplugin = \"stdout\"\n\
+             [[binding]]\nfrom = \"in\"\nto = [\"out\"]\n",
+            lit(&dir.join("nope.jsonl"))
+        ),
+    );
+    let output = weir(&["run".as_ref(), pipeline.as_os_str()], "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: connector `in` failed for good") && stderr.contains("nope.jsonl"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_reports_a_file_connector_whose_mode_contradicts_its_bindings() {
+    let dir = temp_dir("mode");
+    let pipeline = write_pipeline(
+        &dir,
+        "[[connector]]\nid = \"tick\"\nplugin = \"metronome\"\n\
+         [[connector]]\nid = \"out\"\nplugin = \"file\"\n\
+         config = { path = \"out.txt\", mode = \"read\" }\n\
+         [[binding]]\nfrom = \"tick\"\nto = [\"out\"]\n",
+    );
+    let output = weir(&["check".as_ref(), pipeline.as_os_str()], "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`mode` is \"read\", but the pipeline sends events to this connector"),
+        "{stderr}"
+    );
+    // Without `mode`, a file connector bound as a sink appends.
+    std::fs::write(dir.join("out.txt"), "").unwrap();
+    let fine = write_pipeline(
+        &dir,
+        "[[connector]]\nid = \"tick\"\nplugin = \"metronome\"\nconfig = { interval_ms = 1, count = 3 }\n\
+         [[connector]]\nid = \"out\"\nplugin = \"file\"\npostprocessors = [\"lines\"]\n\
+         config = { path = \"out.txt\" }\n\
+         [[binding]]\nfrom = \"tick\"\nto = [\"out\"]\n",
+    );
+    let output = weir(&["run".as_ref(), fine.as_os_str()], "warn")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written = std::fs::read_to_string(dir.join("out.txt")).unwrap();
+    assert_eq!(written.lines().count(), 3, "{written}");
 }

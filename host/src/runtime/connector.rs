@@ -438,6 +438,12 @@ impl Connector {
             }
         }
         self.sink.fail_waiting(&self.shared);
+        if let Err(error) = self
+            .source
+            .fail_in_flight(&self.shared, self.supervisor.running())
+        {
+            tracing::warn!(connector = %self.shared.id(), %error, "fail handling failed at stop");
+        }
         let error = match self.supervisor.stop(&self.shared) {
             Ok(()) => None,
             Err(error) => {

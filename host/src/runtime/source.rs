@@ -450,6 +450,45 @@ impl Source {
         Ok(())
     }
 
+    /// At stop: every event still in flight gets a *fail* (its verdict will not come, or
+    /// comes too late to be told): at-least-once, a resending source sends it again.
+    pub(crate) fn fail_in_flight(
+        &mut self,
+        shared: &Shared,
+        instance: Option<&mut ConnectorInstance>,
+    ) -> Result<(), CallError> {
+        if self.in_flight.is_empty() {
+            return Ok(());
+        }
+        let mut verdicts: Vec<Feedback> = Vec::new();
+        let mut batches: Vec<InFlight> = self.in_flight.drain().map(|(_, entry)| entry).collect();
+        batches.sort_by_key(|entry| entry.batch.id);
+        for entry in &batches {
+            if entry.batch.port != Port::Out {
+                continue;
+            }
+            Metrics::add(&shared.metrics.fails, entry.batch.events.len());
+            for event in &entry.batch.events {
+                if event.id.pull != u64::MAX
+                    && verdicts
+                        .last()
+                        .is_none_or(|last| last.id.pull != event.id.pull)
+                {
+                    verdicts.push(Feedback {
+                        id: event.id,
+                        kind: FeedbackKind::FAIL,
+                    });
+                }
+            }
+        }
+        tracing::warn!(connector = %shared.id(), events = self.in_flight_events, "stopping with events in flight: they are failed back");
+        self.in_flight_events = 0;
+        match instance {
+            Some(instance) if !verdicts.is_empty() => give_feedback(shared, instance, &verdicts),
+            _ => Ok(()),
+        }
+    }
+
     /// A sink's verdict on one of this source's batches.
     pub(crate) fn on_feedback(
         &mut self,
