@@ -65,6 +65,10 @@ enum Command {
         /// (bounds memory and queueing latency).
         #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         max_in_flight: u32,
+        /// Most bytes (after preprocessing) of one source's events awaiting their verdict
+        /// before more is routed or pulled (bounds memory whatever a pull expands to).
+        #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+        max_in_flight_bytes: u64,
     },
     /// Validate a pipeline file without running it.
     ///
@@ -117,11 +121,13 @@ fn main() -> ExitCode {
             stop_timeout,
             batch_size,
             max_in_flight,
+            max_in_flight_bytes,
         } => {
             let options = (|| {
                 Ok::<_, String>(RuntimeOptions {
                     batch_size,
                     max_in_flight: max_in_flight as usize,
+                    max_in_flight_bytes: usize::try_from(max_in_flight_bytes).unwrap_or(usize::MAX),
                     metrics_interval: metrics_interval
                         .map(|secs| positive_seconds("--metrics-interval", secs))
                         .transpose()?,

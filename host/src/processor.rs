@@ -136,7 +136,9 @@ enum Kind {
         max_length: usize,
     },
     Base64,
-    Gzip,
+    Gzip {
+        max_ratio: u64,
+    },
     LengthPrefixed {
         max_length: usize,
     },
@@ -162,6 +164,7 @@ impl ProcessorSpec {
         let allowed: &[&str] = match name {
             "lines" => &["separator", "max_length"],
             "length-prefixed" => &["max_length"],
+            "gunzip" | "gzip" if direction == Direction::Pre => &["max_ratio"],
             _ => &[],
         };
         if let Some(unknown) = options.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -201,7 +204,14 @@ impl ProcessorSpec {
                 }
             }
             "base64" => Kind::Base64,
-            "gzip" | "gunzip" => Kind::Gzip,
+            "gzip" | "gunzip" => Kind::Gzip {
+                max_ratio: match options.get("max_ratio") {
+                    None => DEFAULT_MAX_RATIO,
+                    Some(value) => value.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("`max_ratio` of `{name}` must be a positive integer, found {value}")
+                    })?,
+                },
+            },
             "length-prefixed" => Kind::LengthPrefixed { max_length },
             other => {
                 return Err(format!(
@@ -233,12 +243,19 @@ impl ProcessorSpec {
             }),
             (Kind::Base64, Direction::Pre) => Box::new(Base64Decode),
             (Kind::Base64, Direction::Post) => Box::new(Base64Encode),
-            (Kind::Gzip, Direction::Pre) => Box::new(Gunzip { decoder: None }),
-            (Kind::Gzip, Direction::Post) => Box::new(Gzip),
+            (Kind::Gzip { max_ratio }, Direction::Pre) => Box::new(Gunzip {
+                decoder: None,
+                max_ratio: *max_ratio,
+                read: 0,
+                written: 0,
+                dropping: false,
+            }),
+            (Kind::Gzip { .. }, Direction::Post) => Box::new(Gzip),
             (Kind::LengthPrefixed { max_length }, Direction::Pre) => {
                 Box::new(SplitLengthPrefixed {
                     max_length: *max_length,
                     buffer: Vec::new(),
+                    dropping: false,
                 })
             }
             (Kind::LengthPrefixed { max_length }, Direction::Post) => Box::new(AddLengthPrefix {
@@ -468,9 +485,24 @@ impl Processor for Base64Encode {
     }
 }
 
-/// Decompresses a stream of concatenated gzip members, however it is chunked.
+/// Default of `gunzip`'s `max_ratio`: decompressed bytes per compressed byte of a stream
+/// (text and JSON logs compress 5-20x; a zip bomb of zeros about 1000x).
+pub const DEFAULT_MAX_RATIO: u64 = 100;
+
+/// Output a `gunzip` stream may produce beyond `max_ratio` times its input (small inputs).
+const RATIO_SLACK: u64 = 1 << 20;
+
+/// Decompresses a stream of concatenated gzip members, however it is chunked, refusing to
+/// expand past `max_ratio` times what it read (a decompression bomb is an error on the
+/// `err` port, and the rest of that stream is dropped, not a host out of memory).
 struct Gunzip {
     decoder: Option<flate2::write::MultiGzDecoder<Vec<u8>>>,
+    max_ratio: u64,
+    /// Compressed bytes read and decompressed bytes produced on this stream.
+    read: u64,
+    written: u64,
+    /// After a bomb: drop input until the stream ends.
+    dropping: bool,
 }
 
 impl Processor for Gunzip {
@@ -479,26 +511,56 @@ impl Processor for Gunzip {
     }
 
     fn process(&mut self, input: &[u8], out: &mut Frames) -> Result<(), ProcessorError> {
-        let decoder = self
-            .decoder
-            .get_or_insert_with(|| flate2::write::MultiGzDecoder::new(Vec::new()));
-        let result = decoder.write_all(input).and_then(|()| decoder.flush());
-        let produced = decoder.get_mut();
-        if !produced.is_empty() {
-            out.push(produced);
-            produced.clear();
+        if self.dropping {
+            return Ok(());
         }
-        result.map_err(|e| {
-            // The stream is corrupt from here: start afresh with the next chunk.
-            self.decoder = None;
-            ProcessorError {
-                processor: "gunzip",
-                message: format!("invalid gzip data: {e}"),
+        // Fed in small pieces, so that no piece can expand by more than ~1000x before the
+        // ratio is checked.
+        const PIECE: usize = 4096;
+        for piece in input.chunks(PIECE) {
+            let decoder = self
+                .decoder
+                .get_or_insert_with(|| flate2::write::MultiGzDecoder::new(Vec::new()));
+            let result = decoder.write_all(piece).and_then(|()| decoder.flush());
+            self.read += piece.len() as u64;
+            let limit = self
+                .read
+                .saturating_mul(self.max_ratio)
+                .saturating_add(RATIO_SLACK);
+            let produced = decoder.get_mut();
+            self.written += produced.len() as u64;
+            if self.written > limit {
+                let message = format!(
+                    "decompressed data exceeds max_ratio ({}x its compressed size, a \
+                     decompression bomb?): rest of stream dropped",
+                    self.max_ratio
+                );
+                self.decoder = None;
+                self.dropping = true;
+                return Err(ProcessorError {
+                    processor: "gunzip",
+                    message,
+                });
             }
-        })
+            if !produced.is_empty() {
+                out.push(produced);
+                produced.clear();
+            }
+            if let Err(e) = result {
+                // The stream is corrupt from here: start afresh with the next chunk.
+                self.decoder = None;
+                return Err(ProcessorError {
+                    processor: "gunzip",
+                    message: format!("invalid gzip data: {e}"),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn finish(&mut self, out: &mut Frames) -> Result<(), ProcessorError> {
+        self.dropping = false;
+        (self.read, self.written) = (0, 0);
         let Some(decoder) = self.decoder.take() else {
             return Ok(());
         };
@@ -541,6 +603,8 @@ impl Processor for Gzip {
 struct SplitLengthPrefixed {
     max_length: usize,
     buffer: Vec<u8>,
+    /// After an oversized header: the rest of the stream is dropped, until it ends.
+    dropping: bool,
 }
 
 impl Processor for SplitLengthPrefixed {
@@ -549,6 +613,9 @@ impl Processor for SplitLengthPrefixed {
     }
 
     fn process(&mut self, input: &[u8], out: &mut Frames) -> Result<(), ProcessorError> {
+        if self.dropping {
+            return Ok(());
+        }
         self.buffer.extend_from_slice(input);
         let mut at = 0;
         let result = loop {
@@ -563,6 +630,7 @@ impl Processor for SplitLengthPrefixed {
                     self.max_length
                 );
                 self.buffer.clear();
+                self.dropping = true;
                 return Err(ProcessorError {
                     processor: "length-prefixed",
                     message,
@@ -579,6 +647,7 @@ impl Processor for SplitLengthPrefixed {
     }
 
     fn finish(&mut self, _out: &mut Frames) -> Result<(), ProcessorError> {
+        self.dropping = false;
         if self.buffer.is_empty() {
             return Ok(());
         }
@@ -702,6 +771,57 @@ mod tests {
         let (decoded, errors) = run(&mut Chain::new(&pre), &chunks);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(decoded, events);
+    }
+
+    #[test]
+    fn an_oversized_length_prefix_drops_the_rest_of_the_stream() {
+        let pre = [spec(
+            Direction::Pre,
+            "length-prefixed",
+            serde_json::json!({ "max_length": 8 }),
+        )];
+        let mut stream = vec![0, 0, 0, 100];
+        // What follows the bad header would parse as a valid record: it must not.
+        stream.extend_from_slice(&[0, 0, 0, 2, b'o', b'k']);
+        let mut chain = Chain::new(&pre);
+        let (decoded, errors) = run(&mut chain, &[&stream[..4], &stream[4..]]);
+        assert!(decoded.is_empty(), "{decoded:?}");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("rest of stream dropped"));
+    }
+
+    #[test]
+    fn a_gzip_bomb_is_an_error_not_an_allocation() {
+        use std::io::Write as _;
+        let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        member.write_all(&vec![0u8; 8 << 20]).unwrap();
+        let member = member.finish().unwrap();
+        // 64 members: 512 MiB of zeros from well under 1 MiB.
+        let bomb: Vec<u8> = member
+            .iter()
+            .copied()
+            .cycle()
+            .take(member.len() * 64)
+            .collect();
+        let pre = [spec(Direction::Pre, "gunzip", serde_json::json!({}))];
+        let mut chain = Chain::new(&pre);
+        let (decoded, errors) = run(&mut chain, &bomb.chunks(65536).collect::<Vec<_>>());
+        let produced: usize = decoded.iter().map(Vec::len).sum();
+        assert!(
+            produced as u64 <= (bomb.len() as u64) * DEFAULT_MAX_RATIO + RATIO_SLACK,
+            "{produced} bytes out of {}",
+            bomb.len()
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("max_ratio"), "{errors:?}");
+        // A generous ratio lets ordinary data through.
+        let pre = [spec(
+            Direction::Pre,
+            "gunzip",
+            serde_json::json!({ "max_ratio": 2000 }),
+        )];
+        let (_, errors) = run(&mut Chain::new(&pre), &[&member]);
+        assert!(errors.is_empty(), "{errors:?}");
     }
 
     #[test]

@@ -383,3 +383,74 @@ fn check_reports_a_file_connector_whose_mode_contradicts_its_bindings() {
     let written = std::fs::read_to_string(dir.join("out.txt")).unwrap();
     assert_eq!(written.lines().count(), 3, "{written}");
 }
+
+/// Peak resident memory, in bytes, of the largest child process this test process has
+/// waited for (an upper bound for the child just waited for).
+fn peak_rss_of_children() -> u64 {
+    // SAFETY: `getrusage` writes into the zeroed struct we pass; no other requirement.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage), 0);
+        usage
+    };
+    // Linux reports kilobytes.
+    usage.ru_maxrss as u64 * 1024
+}
+
+fn memory_bounded_run(test: &str, input: &[u8], preprocessors: &str) -> (u64, String) {
+    let dir = temp_dir(test);
+    let data = dir.join("input");
+    std::fs::write(&data, input).unwrap();
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"in\"\nplugin = \"file\"\ncodec = \"string\"\n\
+             preprocessors = [{preprocessors}]\nconfig = {{ path = {} }}\n\
+             [[connector]]\nid = \"out\"\nplugin = \"misbehave\"\ncodec = \"string\"\n\
+             [[binding]]\nfrom = \"in\"\nto = [\"out\"]\n",
+            lit(&data)
+        ),
+    );
+    let output = weir(&["run".as_ref(), pipeline.as_os_str()], "error")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    (peak_rss_of_children(), stderr)
+}
+
+const MEMORY_LIMIT: u64 = 256 << 20;
+
+#[test]
+fn a_gzip_bomb_keeps_the_host_small() {
+    let mut member = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut member, &vec![0u8; 16 << 20]).unwrap();
+    let member = member.finish().unwrap();
+    // 10 GiB of zeros in about 10 MB.
+    let bomb: Vec<u8> = member
+        .iter()
+        .copied()
+        .cycle()
+        .take(member.len() * 640)
+        .collect();
+    let (peak, stderr) = memory_bounded_run("bomb", &bomb, r#""gunzip", "lines""#);
+    eprintln!(
+        "gzip bomb of {} bytes: peak RSS {} MiB",
+        bomb.len(),
+        peak >> 20
+    );
+    assert!(peak < MEMORY_LIMIT, "peak RSS {peak} bytes: {stderr}");
+    assert!(
+        final_metric(&stderr, "in", "err") >= 1,
+        "the bomb is reported on the err port: {stderr}"
+    );
+}
+
+#[test]
+fn a_lines_explosion_keeps_the_host_small() {
+    // 4 MiB of empty-ish lines: two million events from 64 pulls.
+    let input = b"a\n".repeat(2 << 20);
+    let (peak, stderr) = memory_bounded_run("lines", &input, r#""lines""#);
+    eprintln!("4 MiB of lines: peak RSS {} MiB", peak >> 20);
+    assert!(peak < MEMORY_LIMIT, "peak RSS {peak} bytes: {stderr}");
+}

@@ -48,6 +48,9 @@ pub struct RuntimeOptions {
     pub batch_size: u32,
     /// Most events of one source awaiting their verdict before it is pulled again.
     pub max_in_flight: usize,
+    /// Most bytes (after preprocessing) of one source's events awaiting their verdict
+    /// before more is routed or pulled.
+    pub max_in_flight_bytes: usize,
     /// Longest pause between pulls of a source that has nothing to say.
     pub idle_backoff_max: Duration,
     /// How often a sink whose circuit breaker is closed is ticked.
@@ -62,6 +65,7 @@ impl Default for RuntimeOptions {
             stop_timeout: Duration::from_secs(5),
             batch_size: 64,
             max_in_flight: 4096,
+            max_in_flight_bytes: 64 << 20,
             idle_backoff_max: Duration::from_millis(1),
             tick_interval: Duration::from_millis(50),
         }

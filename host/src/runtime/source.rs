@@ -30,9 +30,25 @@ struct InFlight {
     batch: Arc<Batch>,
     remaining_sinks: usize,
     failed: Vec<bool>,
+    /// Bytes of its frames (after preprocessing), counted against `max_in_flight_bytes`.
+    bytes: usize,
+}
+
+/// A batch about to be sent, before it gets its id.
+struct Outgoing {
+    port: Port,
+    ingest_ns: u64,
+    events: Vec<Event>,
+    /// Bytes of its frames, for the byte budget.
+    bytes: usize,
 }
 
 const MIN_IDLE: Duration = Duration::from_micros(50);
+
+/// Pulled bytes preprocessed and routed in one go before credit is looked at again: one
+/// pull may hold far more than the credit allows (a chunk of a file can split into tens of
+/// thousands of lines, a compressed one expand a hundredfold).
+const ROUTE_SLICE: usize = 64 * 1024;
 
 /// The source side's state.
 #[derive(Debug)]
@@ -45,6 +61,11 @@ pub(crate) struct Source {
     streams: HashMap<u64, Chain>,
     in_flight: HashMap<u64, InFlight>,
     in_flight_events: usize,
+    in_flight_bytes: usize,
+    /// The next event of `pulled` to route (the rest waits for credit).
+    cursor: usize,
+    /// The pull said `Finished`: finish once everything pulled is routed.
+    finishing: bool,
     next_batch: u64,
     /// The plugin said it will produce nothing more.
     finished: bool,
@@ -79,6 +100,9 @@ impl Source {
             streams: HashMap::new(),
             in_flight: HashMap::new(),
             in_flight_events: 0,
+            in_flight_bytes: 0,
+            cursor: 0,
+            finishing: false,
             next_batch: 0,
             finished: false,
             dead: false,
@@ -115,11 +139,26 @@ impl Source {
         let may_pull = self.active
             && !self.finished
             && !self.dead
-            && !draining
+            // Draining stops pulls, not the routing of what was pulled already.
+            && (!draining || self.routing())
             && self.closed_downstream.is_empty()
-            && self.in_flight_events < shared.options.max_in_flight
+            && self.has_credit(shared)
             && self.has_live_sinks(shared);
-        may_pull.then_some(self.next_pull)
+        if !may_pull {
+            return None;
+        }
+        Some(self.next_pull)
+    }
+
+    /// Whether fewer events and bytes than the limits await their verdict.
+    fn has_credit(&self, shared: &Shared) -> bool {
+        self.in_flight_events < shared.options.max_in_flight
+            && self.in_flight_bytes < shared.options.max_in_flight_bytes
+    }
+
+    /// Whether part of the last pull still waits to be routed.
+    fn routing(&self) -> bool {
+        self.cursor < self.pulled.len() || self.finishing
     }
 
     /// The connector failed for good.
@@ -129,7 +168,7 @@ impl Source {
 
     /// Tells the world when this source has finished or drained, once each.
     pub(crate) fn report_progress(&mut self, shared: &Shared, draining: bool) {
-        if !self.active || self.in_flight_events > 0 {
+        if !self.active || self.in_flight_events > 0 || (self.routing() && !self.dead) {
             return;
         }
         let done = self.finished || self.dead || !self.has_live_sinks(shared);
@@ -169,8 +208,11 @@ impl Source {
         }
         self.in_flight.clear();
         self.in_flight_events = 0;
+        self.in_flight_bytes = 0;
         self.streams.clear();
         self.pulled.clear();
+        self.cursor = 0;
+        self.finishing = false;
     }
 
     /// A sink it feeds moved its breaker.
@@ -217,9 +259,13 @@ impl Source {
         instance: &mut ConnectorInstance,
         incarnation: u32,
     ) -> Result<(), CallError> {
+        if self.routing() {
+            return self.route(shared, incarnation, instance);
+        }
         let room = shared.options.max_in_flight - self.in_flight_events;
         let max = room.min(shared.options.batch_size as usize).max(1) as u32;
         self.pulled.clear();
+        self.cursor = 0;
         let status = match shared
             .metrics
             .track(Call::Pull, || instance.pull(&mut self.pulled, max))
@@ -235,18 +281,54 @@ impl Source {
             }
         };
         let produced = !self.pulled.is_empty() || !self.pulled.ended_streams().is_empty();
-        if produced {
-            self.route_pulled(shared, incarnation, instance)?;
-        }
         match status {
             PullStatus::Ready => self.pull_now(),
             PullStatus::Empty if produced => self.pull_now(),
             PullStatus::Empty => self.back_off(shared),
-            PullStatus::Finished => {
-                self.finish_streams(shared, incarnation, instance)?;
-                self.finished = true;
-                tracing::debug!(connector = %shared.id(), "source finished");
+            PullStatus::Finished => self.finishing = true,
+        }
+        self.route(shared, incarnation, instance)
+    }
+
+    /// Routes what the last pull produced, a slice at a time while there is credit; the
+    /// rest waits for verdicts to come back. Memory stays bounded by the limits plus one
+    /// slice, however much one pull expands after preprocessing.
+    fn route(
+        &mut self,
+        shared: &Shared,
+        incarnation: u32,
+        instance: &mut ConnectorInstance,
+    ) -> Result<(), CallError> {
+        let len = self.pulled.len();
+        while self.cursor < len || (self.cursor == len && !self.pulled.ended_streams().is_empty()) {
+            if !self.has_credit(shared) {
+                // Routing goes on as soon as verdicts give credit back.
+                self.next_pull = self.next_pull.min(Instant::now());
+                return Ok(());
             }
+            let mut end = self.cursor;
+            let mut bytes = 0;
+            for event in self.pulled.iter().skip(self.cursor) {
+                if end > self.cursor && bytes + event.bytes.len() > ROUTE_SLICE {
+                    break;
+                }
+                bytes += event.bytes.len();
+                end += 1;
+            }
+            let (from, last) = (self.cursor, end == len);
+            self.cursor = end;
+            self.route_pulled(shared, incarnation, instance, from..end, last)?;
+            if last {
+                self.pulled.clear();
+                self.cursor = 0;
+                break;
+            }
+        }
+        if self.finishing && self.cursor == 0 && self.pulled.is_empty() {
+            self.finishing = false;
+            self.finish_streams(shared, incarnation, instance)?;
+            self.finished = true;
+            tracing::debug!(connector = %shared.id(), "source finished");
         }
         Ok(())
     }
@@ -261,12 +343,15 @@ impl Source {
         self.idle = (self.idle * 2).min(shared.options.idle_backoff_max);
     }
 
-    /// Preprocesses, decodes and routes what the last pull produced.
+    /// Preprocesses, decodes and routes the pulled events `range` (and, with `last`, the
+    /// streams the pull ended).
     fn route_pulled(
         &mut self,
         shared: &Shared,
         incarnation: u32,
         instance: &mut ConnectorInstance,
+        range: std::ops::Range<usize>,
+        last: bool,
     ) -> Result<(), CallError> {
         let ingest_ns = now_ns();
         let mut out = Vec::with_capacity(self.pulled.len());
@@ -277,7 +362,7 @@ impl Source {
         self.frames.clear();
         // (pull id, stream, end index in `frames`) per pulled event.
         let mut owners: Vec<(u64, u64, usize)> = Vec::with_capacity(self.pulled.len());
-        for event in self.pulled.iter() {
+        for event in self.pulled.iter().skip(range.start).take(range.len()) {
             let chain = self
                 .streams
                 .entry(event.id.stream)
@@ -288,7 +373,11 @@ impl Source {
             }
             owners.push((event.id.pull, event.id.stream, self.frames.len()));
         }
-        let ended: Vec<u64> = self.pulled.ended_streams().to_vec();
+        let ended: Vec<u64> = if last {
+            self.pulled.ended_streams().to_vec()
+        } else {
+            Vec::new()
+        };
         for stream in ended {
             if let Some(mut chain) = self.streams.remove(&stream) {
                 chain.finish(&mut self.frames, &mut self.processor_errors);
@@ -312,6 +401,7 @@ impl Source {
         let frames = std::mem::take(&mut self.frames);
         let (data, ends) = frames.into_parts();
         let data = Bytes::from(data);
+        let frame_bytes = data.len();
         let mut start = 0;
         let mut frame_index = 0;
         for &(pull, stream, end) in &owners {
@@ -348,7 +438,13 @@ impl Source {
                     }
                 }
             } else {
-                self.send_batch(shared, incarnation, Port::Out, ingest_ns, out, instance)?;
+                let outgoing = Outgoing {
+                    port: Port::Out,
+                    ingest_ns,
+                    events: out,
+                    bytes: frame_bytes,
+                };
+                self.send_batch(shared, incarnation, outgoing, instance)?;
             }
         }
         if !errors.is_empty() {
@@ -376,7 +472,13 @@ impl Source {
                         })),
                     })
                     .collect();
-                self.send_batch(shared, incarnation, Port::Err, ingest_ns, events, instance)?;
+                let outgoing = Outgoing {
+                    port: Port::Err,
+                    ingest_ns,
+                    events,
+                    bytes: 0,
+                };
+                self.send_batch(shared, incarnation, outgoing, instance)?;
             }
         }
         if !no_output.is_empty() {
@@ -400,18 +502,24 @@ impl Source {
         for stream in streams {
             self.pulled.end_stream(stream);
         }
-        self.route_pulled(shared, incarnation, instance)
+        self.route_pulled(shared, incarnation, instance, 0..0, true)?;
+        self.pulled.clear();
+        Ok(())
     }
 
     fn send_batch(
         &mut self,
         shared: &Shared,
         incarnation: u32,
-        port: Port,
-        ingest_ns: u64,
-        events: Vec<Event>,
+        outgoing: Outgoing,
         instance: &mut ConnectorInstance,
     ) -> Result<(), CallError> {
+        let Outgoing {
+            port,
+            ingest_ns,
+            events,
+            bytes,
+        } = outgoing;
         let id = self.next_batch;
         self.next_batch += 1;
         let len = events.len();
@@ -433,9 +541,11 @@ impl Source {
                 batch: batch.clone(),
                 remaining_sinks: targets.len(),
                 failed: vec![false; len],
+                bytes,
             },
         );
         self.in_flight_events += len;
+        self.in_flight_bytes += bytes;
         for target in targets {
             if !shared.send(target, Msg::Events(batch.clone())) {
                 // The sink's thread is gone (shutting down): nobody will deliver it.
@@ -483,6 +593,7 @@ impl Source {
         }
         tracing::warn!(connector = %shared.id(), events = self.in_flight_events, "stopping with events in flight: they are failed back");
         self.in_flight_events = 0;
+        self.in_flight_bytes = 0;
         match instance {
             Some(instance) if !verdicts.is_empty() => give_feedback(shared, instance, &verdicts),
             _ => Ok(()),
@@ -514,6 +625,7 @@ impl Source {
         }
         let entry = self.in_flight.remove(&feedback.batch).expect("present");
         self.in_flight_events -= entry.failed.len();
+        self.in_flight_bytes -= entry.bytes;
         // `err` events carry no verdict for the source.
         if entry.batch.port != Port::Out {
             return Ok(());
