@@ -177,18 +177,16 @@ impl PluginRepository {
     }
 }
 
-/// Compares dotted versions numerically part by part (`0.10.0` > `0.9.1`), falling back to
-/// text for parts that are not numbers.
+/// Compares plugin versions by semver precedence (`0.10.0` > `0.9.1`, `1.0.0` >
+/// `1.0.0-alpha`); a version that is not semver sorts below every one that is, and two such
+/// versions compare as text.
 fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    let key = |v: &str| -> Vec<(u64, String)> {
-        v.split(['.', '-', '+'])
-            .map(|part| {
-                part.parse::<u64>()
-                    .map_or((0, part.to_owned()), |n| (n, String::new()))
-            })
-            .collect()
-    };
-    key(a).cmp(&key(b))
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a.cmp_precedence(&b),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Less,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
 }
 
 #[cfg(test)]
@@ -199,7 +197,11 @@ mod tests {
     fn versions_compare_numerically() {
         assert!(compare_versions("0.10.0", "0.9.1").is_gt());
         assert!(compare_versions("1.0.0", "1.0.0").is_eq());
-        assert!(compare_versions("1.2", "1.2.1").is_lt());
+        assert!(compare_versions("1.2.0", "1.2.1").is_lt());
+        assert!(compare_versions("1.0.0", "1.0.0-alpha").is_gt());
+        assert!(compare_versions("1.0.0-beta", "1.0.0-alpha").is_gt());
+        assert!(compare_versions("1.0.0+build.5", "1.0.0").is_eq());
+        assert!(compare_versions("not-semver", "0.0.1").is_lt());
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //! feeding it pause) and the client reconnects with exponential backoff; the breaker opens
 //! again once it is connected.
 //!
+//! **What an ack means**: the event's bytes were written to the socket, that is, accepted
+//! into the kernel's send buffer. TCP has no application-level acknowledgement: a peer that
+//! closes or restarts can lose what was in that buffer or in its own unread input, and the
+//! events were acked all the same. Use a connector with its own acknowledgements (a broker)
+//! where that matters.
+//!
 //! ```toml
 //! [connector.config]
 //! mode = "server"            # or "client"
