@@ -332,13 +332,7 @@ impl Connector {
                 }
             }
             Msg::Feedback(feedback) => {
-                let incarnation = self.supervisor.incarnation;
-                let result = self.source.on_feedback(
-                    &self.shared,
-                    self.supervisor.running(),
-                    incarnation,
-                    feedback,
-                );
+                let result = self.give_verdicts(feedback);
                 self.after_call(result);
                 self.source.report_progress(&self.shared, self.draining);
             }
@@ -367,6 +361,17 @@ impl Connector {
             Msg::Control(Control::Stop) => return Flow::Stop,
         }
         Flow::Continue
+    }
+
+    /// A sink's verdicts on one of this source's batches, told to the running instance.
+    fn give_verdicts(&mut self, feedback: BatchFeedback) -> Result<(), CallError> {
+        let incarnation = self.supervisor.incarnation;
+        self.source.on_feedback(
+            &self.shared,
+            self.supervisor.running(),
+            incarnation,
+            feedback,
+        )
     }
 
     /// After a call into the plugin: a failure that ends the instance goes to the
@@ -423,14 +428,7 @@ impl Connector {
             match msg {
                 Msg::Events(batch) => self.sink.fail_batch(&self.shared, &batch),
                 Msg::Feedback(feedback) => {
-                    let incarnation = self.supervisor.incarnation;
-                    let result = self.source.on_feedback(
-                        &self.shared,
-                        self.supervisor.running(),
-                        incarnation,
-                        feedback,
-                    );
-                    if let Err(error) = result {
+                    if let Err(error) = self.give_verdicts(feedback) {
                         tracing::warn!(connector = %self.shared.id(), %error, "ack/fail handling failed at stop");
                     }
                 }
