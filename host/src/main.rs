@@ -65,8 +65,9 @@ enum Command {
         /// (bounds memory and queueing latency).
         #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         max_in_flight: u32,
-        /// Most bytes (after preprocessing) of one source's events awaiting their verdict
-        /// before more is routed or pulled (bounds memory whatever a pull expands to).
+        /// Most bytes one source holds before more is routed or pulled: events awaiting their
+        /// verdict plus unfinished frames in preprocessors (bounds memory whatever a pull
+        /// expands to and however many streams a source has).
         #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..))]
         max_in_flight_bytes: u64,
     },

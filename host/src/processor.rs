@@ -110,6 +110,16 @@ pub trait Processor: Send {
         let _ = out;
         Ok(())
     }
+
+    /// Bytes of the stream it holds back, waiting for the rest of a frame (what a stream
+    /// that never finishes its frame costs): counted against the source's byte budget.
+    fn held(&self) -> usize {
+        0
+    }
+
+    /// Drops what it holds, as for a frame too long to keep, and skips the rest of that
+    /// frame (or of the stream, for a format that cannot resynchronise).
+    fn discard(&mut self) {}
 }
 
 /// Which side of the codec a processor runs on.
@@ -294,6 +304,18 @@ impl Chain {
         self.stages.is_empty()
     }
 
+    /// Bytes its stages hold back for frames not yet complete.
+    pub fn held(&self) -> usize {
+        self.stages.iter().map(|stage| stage.held()).sum()
+    }
+
+    /// Drops what every stage holds (see [`Processor::discard`]).
+    pub fn discard(&mut self) {
+        for stage in &mut self.stages {
+            stage.discard();
+        }
+    }
+
     /// Runs `input` through every stage, appending the resulting frames to `out`. Errors
     /// of any stage are collected in `errors`; the other frames still come out.
     pub fn process(&mut self, input: &[u8], out: &mut Frames, errors: &mut Vec<ProcessorError>) {
@@ -402,6 +424,7 @@ impl Processor for SplitLines {
             let keep_from = self.buffer.len().saturating_sub(overlap);
             self.buffer.drain(..keep_from);
         }
+        release_spare(&mut self.buffer);
         error.map_or(Ok(()), Err)
     }
 
@@ -411,6 +434,27 @@ impl Processor for SplitLines {
         }
         self.buffer.clear();
         Ok(())
+    }
+
+    fn held(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn discard(&mut self) {
+        // Keep what could be the start of a separator, as for an over-long line.
+        let keep_from = self.buffer.len().saturating_sub(self.separator.len() - 1);
+        self.buffer.drain(..keep_from);
+        self.buffer.shrink_to_fit();
+        self.discarding = true;
+    }
+}
+
+/// Gives back the memory of a buffer that once held a long frame and now holds little, so
+/// that a stream's cost follows what it holds, not the longest frame it ever had.
+fn release_spare(buffer: &mut Vec<u8>) {
+    const KEEP: usize = 256 * 1024;
+    if buffer.capacity() > KEEP && buffer.len() < buffer.capacity() / 4 {
+        buffer.shrink_to(buffer.len().max(KEEP / 4));
     }
 }
 
@@ -643,7 +687,17 @@ impl Processor for SplitLengthPrefixed {
             at += 4 + len;
         };
         self.buffer.drain(..at);
+        release_spare(&mut self.buffer);
         result
+    }
+
+    fn held(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn discard(&mut self) {
+        self.buffer = Vec::new();
+        self.dropping = true;
     }
 
     fn finish(&mut self, _out: &mut Frames) -> Result<(), ProcessorError> {
@@ -715,6 +769,55 @@ mod tests {
         let (frames, errors) = run(&mut Chain::new(&specs), &[b"one\ntw", b"o\n\nthr", b"ee"]);
         assert!(errors.is_empty());
         assert_eq!(frames, [&b"one"[..], b"two", b"", b"three"]);
+    }
+
+    #[test]
+    fn held_bytes_are_counted_and_a_discarded_line_resyncs_at_the_next_separator() {
+        let specs = [
+            spec(Direction::Pre, "gunzip", serde_json::json!({})),
+            spec(
+                Direction::Pre,
+                "lines",
+                serde_json::json!({ "separator": "\r\n" }),
+            ),
+        ];
+        let mut chain = Chain::new(&specs);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"whole\r\nhalf a li").unwrap();
+        let (mut out, mut errors) = (Frames::new(), Vec::new());
+        chain.process(&gz.finish().unwrap(), &mut out, &mut errors);
+        assert_eq!(chain.held(), b"half a li".len());
+        chain.discard();
+        assert!(
+            chain.held() <= 1,
+            "at most a separator's first byte is kept"
+        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"ne\r\nnext\r\n").unwrap();
+        chain.process(&gz.finish().unwrap(), &mut out, &mut errors);
+        chain.finish(&mut out, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let frames: Vec<&[u8]> = out.iter().collect();
+        assert_eq!(frames, [&b"whole"[..], b"next"]);
+        assert_eq!(chain.held(), 0);
+    }
+
+    #[test]
+    fn a_discarded_length_prefixed_stream_drops_the_rest() {
+        let specs = [spec(
+            Direction::Pre,
+            "length-prefixed",
+            serde_json::json!({}),
+        )];
+        let mut chain = Chain::new(&specs);
+        let (mut out, mut errors) = (Frames::new(), Vec::new());
+        chain.process(&[0, 0, 0, 9, b'a', b'b'], &mut out, &mut errors);
+        assert_eq!(chain.held(), 6);
+        chain.discard();
+        assert_eq!(chain.held(), 0);
+        chain.process(&[0, 0, 0, 1, b'x'], &mut out, &mut errors);
+        chain.finish(&mut out, &mut errors);
+        assert!(out.is_empty() && errors.is_empty(), "{errors:?}");
     }
 
     #[test]

@@ -54,9 +54,16 @@ struct Running {
 
 impl Running {
     fn start(pipeline: &Path, extra: &[&str]) -> Self {
+        Self::start_with(pipeline, extra, |_| {})
+    }
+
+    /// [`Running::start`], with `configure` to adjust the command first.
+    fn start_with(pipeline: &Path, extra: &[&str], configure: impl FnOnce(&mut Command)) -> Self {
         let mut args: Vec<&std::ffi::OsStr> = vec!["run".as_ref(), pipeline.as_os_str()];
         args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
-        let mut child = weir(&args, "info")
+        let mut command = weir(&args, "info");
+        configure(&mut command);
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -453,4 +460,207 @@ fn a_lines_explosion_keeps_the_host_small() {
     let (peak, stderr) = memory_bounded_run("lines", &input, r#""lines""#);
     eprintln!("4 MiB of lines: peak RSS {} MiB", peak >> 20);
     assert!(peak < MEMORY_LIMIT, "peak RSS {peak} bytes: {stderr}");
+}
+
+/// Peak resident memory (`VmHWM`) of a running process, in bytes.
+fn peak_rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {status}"));
+    kib * 1024
+}
+
+/// A tcp server feeding a file through `lines`; returns the running host, the address it
+/// listens on and the output file.
+fn tcp_lines_server(test: &str, config: &str) -> (Running, std::net::SocketAddr, PathBuf) {
+    tcp_lines_server_with(test, config, |_| {})
+}
+
+fn tcp_lines_server_with(
+    test: &str,
+    config: &str,
+    configure: impl FnOnce(&mut Command),
+) -> (Running, std::net::SocketAddr, PathBuf) {
+    let dir = temp_dir(test);
+    let output = dir.join("out.txt");
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"net\"\nplugin = \"tcp\"\ncodec = \"string\"\n\
+             preprocessors = [\"lines\"]\n\
+             config = {{ mode = \"server\", address = \"127.0.0.1:0\"{config} }}\n\
+             [[connector]]\nid = \"out\"\nplugin = \"file\"\ncodec = \"string\"\n\
+             postprocessors = [\"lines\"]\nconfig = {{ path = {} }}\n\
+             [[binding]]\nfrom = \"net\"\nto = [\"out\"]\n",
+            lit(&output)
+        ),
+    );
+    let running = Running::start_with(&pipeline, &[], configure);
+    running.wait_until("the server to listen", |log| log.contains(RUNNING));
+    let log = running.stderr.lock().unwrap().clone();
+    let address = log
+        .lines()
+        .find(|l| l.contains("listening"))
+        .and_then(|l| l.split("address=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no listening address in {log}"));
+    (running, address, output)
+}
+
+#[test]
+fn a_tcp_server_with_hundreds_of_unfinished_lines_keeps_the_host_small() {
+    use std::io::Write as _;
+    let (running, address, output) = tcp_lines_server("tcp-held", "");
+    // 320 connections, each sending 960 KiB of one line that never ends: 300 MiB that the
+    // `lines` preprocessor would hold, against a byte budget of 64 MiB.
+    let chunk = vec![b'x'; 960 << 10];
+    let mut clients: Vec<std::net::TcpStream> = (0..320)
+        .map(|_| std::net::TcpStream::connect(address).unwrap())
+        .collect();
+    let writers: Vec<_> = clients
+        .chunks_mut(40)
+        .map(|group| {
+            let group: Vec<_> = group.iter().map(|c| c.try_clone().unwrap()).collect();
+            let chunk = chunk.clone();
+            std::thread::spawn(move || {
+                for mut client in group {
+                    client.write_all(&chunk).unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    running.wait_until("unfinished lines to be dropped", |log| {
+        log.contains("unfinished frame of")
+    });
+    // Every client ends its line and sends one more: a line that was held comes out whole;
+    // a client whose half line was dropped still gets its next line through.
+    for (i, client) in clients.iter_mut().enumerate() {
+        client
+            .write_all(format!("\nfinal line {i}\n").as_bytes())
+            .unwrap();
+    }
+    let finals = |output: &str| output.lines().filter(|l| l.starts_with("final")).count();
+    running.wait_until("every client's last line to be written", |_| {
+        std::fs::read_to_string(&output).is_ok_and(|o| finals(&o) == clients.len())
+    });
+    let peak = peak_rss_of(running.child.id());
+    running.signal(libc::SIGINT);
+    let (status, _, stderr) = running.finish();
+    eprintln!(
+        "320 connections x 960 KiB unfinished lines: peak RSS {} MiB",
+        peak >> 20
+    );
+    assert!(peak < MEMORY_LIMIT, "peak RSS {peak} bytes: {stderr}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let written = std::fs::read_to_string(&output).unwrap();
+    let (whole, other): (Vec<&str>, Vec<&str>) = written
+        .lines()
+        .filter(|l| !l.starts_with("final"))
+        .partition(|l| l.len() == chunk.len() && l.bytes().all(|b| b == b'x'));
+    assert!(other.is_empty(), "{} lines cut or mixed up", other.len());
+    let dropped = final_metric(&stderr, "net", "err");
+    assert!(dropped >= 1, "lines were dropped: {stderr}");
+    assert_eq!(
+        whole.len() as u64 + dropped,
+        clients.len() as u64,
+        "each half line came out whole or was reported dropped"
+    );
+}
+
+#[test]
+fn a_tcp_server_closes_connections_past_max_connections() {
+    use std::io::{Read as _, Write as _};
+    let (running, address, output) = tcp_lines_server("tcp-limit", ", max_connections = 2");
+    let mut first = std::net::TcpStream::connect(address).unwrap();
+    first.write_all(b"one\n").unwrap();
+    running.wait_until("the first line", |_| {
+        std::fs::read_to_string(&output).is_ok_and(|o| o.contains("one"))
+    });
+    let mut second = std::net::TcpStream::connect(address).unwrap();
+    second.write_all(b"two\n").unwrap();
+    running.wait_until("the second line", |_| {
+        std::fs::read_to_string(&output).is_ok_and(|o| o.contains("two"))
+    });
+    let mut third = std::net::TcpStream::connect(address).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buffer = [0u8; 16];
+    // Closed by the server: end of stream (or a reset if our bytes arrived first).
+    let read = third.read(&mut buffer);
+    assert!(
+        matches!(read, Ok(0)) || read.is_err_and(|e| e.kind() != std::io::ErrorKind::WouldBlock),
+        "the third connection is closed by the server"
+    );
+    running.wait_until("the refusal to be logged", |log| {
+        log.contains("max_connections reached")
+    });
+    drop(first);
+    // A freed slot is reused.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut fourth = std::net::TcpStream::connect(address).unwrap();
+        let _ = fourth.write_all(b"four\n");
+        std::thread::sleep(Duration::from_millis(20));
+        if std::fs::read_to_string(&output).is_ok_and(|o| o.contains("four")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a freed slot was never reused");
+    }
+    running.signal(libc::SIGINT);
+    let (status, _, stderr) = running.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn a_tcp_server_out_of_file_descriptors_pauses_accepting_instead_of_spinning() {
+    use std::io::Write as _;
+    use std::os::unix::process::CommandExt as _;
+    let (running, address, output) = tcp_lines_server_with("tcp-fds", "", |command| {
+        // SAFETY: the closure runs in the forked child before exec and only calls
+        // `setrlimit`, which is async-signal-safe, on a stack value.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 64,
+                    rlim_max: 64,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    });
+    // Far more connections than the 64 descriptors the host may have.
+    let mut clients: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(address).unwrap())
+        .collect();
+    running.wait_until("accepting to pause", |log| log.contains("accepting paused"));
+    // Connections already accepted still work while accepting is paused.
+    clients[0].write_all(b"still served\n").unwrap();
+    running.wait_until("an accepted client's line", |_| {
+        std::fs::read_to_string(&output).is_ok_and(|o| o.contains("still served"))
+    });
+    let started = Instant::now();
+    running.wait_until("a second of paused accepting", |_| {
+        started.elapsed() > Duration::from_secs(1)
+    });
+    running.signal(libc::SIGINT);
+    let (status, _, stderr) = running.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let warnings = stderr.matches("accept failed").count();
+    assert!(
+        (1..=5).contains(&warnings),
+        "one aggregated warning a second at most, not one per attempt: {warnings} in {stderr}"
+    );
+    drop(clients);
 }

@@ -7,6 +7,14 @@
 //! stream: bind the connector to itself to reply on the same connection (an echo server),
 //! or to a client that went away, and the event fails.
 //!
+//! At most `max_connections` connections are open at once: one more is accepted and closed
+//! at once (a warning says so, once a second at most). When accepting fails for want of
+//! resources (the process's file descriptor limit), the server stops accepting for a while,
+//! doubling up to a second, instead of retrying in a loop. What a connection holds in the
+//! host (an unfinished line in a `lines` preprocessor) counts against the host's
+//! `--max-in-flight-bytes`: past it, the connections holding most drop their unfinished frame.
+//! Connections are read in turn, so one that sends without pause cannot starve the others.
+//!
 //! **Client** (`mode = "client"`): connects to `address`; events delivered to it are
 //! written to the connection, and what the server sends back arrives as events of stream 1.
 //! When the connection breaks, the event fails, the circuit breaker closes (the sources
@@ -26,6 +34,7 @@
 //! reconnect_initial_ms = 50  # client: first reconnect delay (doubles up to reconnect_max_ms)
 //! reconnect_max_ms = 5000
 //! write_timeout_ms = 5000    # a write blocked this long fails the event
+//! max_connections = 1024     # server: connections open at once
 //! ```
 
 #![forbid(unsafe_code)]
@@ -67,6 +76,9 @@ pub struct Config {
     /// How long a blocked write may take before the event fails, in milliseconds.
     #[serde(default = "default_write_timeout_ms")]
     pub write_timeout_ms: u64,
+    /// Server: how many connections may be open at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_reconnect_initial_ms() -> u64 {
@@ -78,10 +90,16 @@ fn default_reconnect_max_ms() -> u64 {
 fn default_write_timeout_ms() -> u64 {
     5000
 }
+fn default_max_connections() -> usize {
+    1024
+}
 
 /// The client's stream id for what the server sends back.
 const CLIENT_STREAM: u64 = 1;
 const READ_CHUNK: usize = 64 * 1024;
+/// First and longest pause in accepting after the process ran out of resources.
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 /// The tcp connector's state.
 #[derive(Debug)]
@@ -93,6 +111,36 @@ pub struct Tcp {
     buffer: Vec<u8>,
     /// Client: when to try reconnecting next, and the current delay.
     reconnect_at: Option<(Instant, Duration)>,
+    /// Server: accepting is paused until then, after running out of resources, and the
+    /// current pause.
+    accept_paused: Option<(Instant, Duration)>,
+    /// Server: the stream read first by the next pull (connections take turns).
+    read_from: u64,
+    refused: Warnings,
+    accept_failures: Warnings,
+}
+
+/// A warning said at most once a second, with how many times it happened meanwhile.
+#[derive(Debug, Default)]
+struct Warnings {
+    last: Option<Instant>,
+    count: u64,
+}
+
+impl Warnings {
+    /// Counts one occurrence; returns the count to report if a warning is due now.
+    fn note(&mut self) -> Option<u64> {
+        self.count += 1;
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(1))
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.count))
+    }
 }
 
 #[connector_plugin(name = "tcp")]
@@ -106,6 +154,9 @@ impl Connector for Tcp {
                 "`reconnect_initial_ms` must be at least 1 and at most `reconnect_max_ms`",
             ));
         }
+        if config.max_connections == 0 {
+            return Err(Error::new("`max_connections` must be at least 1"));
+        }
         Ok(Self {
             config,
             listener: None,
@@ -113,6 +164,10 @@ impl Connector for Tcp {
             next_stream: 1,
             buffer: vec![0; READ_CHUNK],
             reconnect_at: None,
+            accept_paused: None,
+            read_from: 0,
+            refused: Warnings::default(),
+            accept_failures: Warnings::default(),
         })
     }
 
@@ -135,44 +190,26 @@ impl Connector for Tcp {
     }
 
     fn pull(&mut self, _ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
-        if let Some(listener) = &self.listener {
-            loop {
-                match listener.accept() {
-                    Ok((stream, peer)) => {
-                        stream.set_nonblocking(true)?;
-                        let id = self.next_stream;
-                        self.next_stream += 1;
-                        tracing::debug!(%peer, stream = id, "connection accepted");
-                        self.connections.insert(id, stream);
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        break;
-                    }
-                }
-            }
-        }
+        self.accept();
         let mut closed = Vec::new();
-        for (&id, stream) in &mut self.connections {
-            while !batch.is_full() {
-                match stream.read(&mut self.buffer) {
-                    Ok(0) => {
-                        closed.push(id);
-                        break;
-                    }
-                    Ok(n) => {
-                        batch.push_to_stream(id, &self.buffer[..n]);
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        tracing::warn!(stream = id, error = %e, "connection failed");
-                        closed.push(id);
-                        break;
-                    }
-                }
-            }
+        // Take turns: start after the stream that filled the last batch.
+        let from = self.read_from;
+        let full = read_into(
+            self.connections.range_mut(from..),
+            batch,
+            &mut self.buffer,
+            &mut closed,
+        )
+        .or_else(|| {
+            read_into(
+                self.connections.range_mut(..from),
+                batch,
+                &mut self.buffer,
+                &mut closed,
+            )
+        });
+        if let Some(id) = full {
+            self.read_from = id + 1;
         }
         for id in closed {
             self.connections.remove(&id);
@@ -235,6 +272,70 @@ impl Connector for Tcp {
 }
 
 impl Tcp {
+    /// Server: accepts what waits, within `max_connections`, unless accepting is paused.
+    fn accept(&mut self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        if let Some((until, _)) = self.accept_paused
+            && Instant::now() < until
+        {
+            return;
+        }
+        loop {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    self.accept_paused = None;
+                    if self.connections.len() >= self.config.max_connections {
+                        drop(stream);
+                        if let Some(count) = self.refused.note() {
+                            tracing::warn!(
+                                %peer,
+                                count,
+                                max_connections = self.config.max_connections,
+                                "connection closed at once: max_connections reached \
+                                 (count: connections closed since the last warning)"
+                            );
+                        }
+                        continue;
+                    }
+                    if let Err(e) = stream.set_nonblocking(true) {
+                        tracing::warn!(%peer, error = %e, "connection dropped");
+                        continue;
+                    }
+                    let id = self.next_stream;
+                    self.next_stream += 1;
+                    tracing::debug!(%peer, stream = id, "connection accepted");
+                    self.connections.insert(id, stream);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    // Out of descriptors or memory: retrying at once would fail the same
+                    // way, as fast as the host pulls.
+                    let pause = self.accept_paused.map_or(ACCEPT_PAUSE_MIN, |(_, pause)| {
+                        (pause * 2).min(ACCEPT_PAUSE_MAX)
+                    });
+                    self.accept_paused = Some((Instant::now() + pause, pause));
+                    if let Some(count) = self.accept_failures.note() {
+                        tracing::warn!(
+                            error = %e,
+                            count,
+                            open = self.connections.len(),
+                            pause_ms = pause.as_millis() as u64,
+                            "accept failed: accepting paused (count: failures since the last warning)"
+                        );
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
     fn dial(&self) -> Result<TcpStream> {
         let address = &self.config.address;
         let stream = TcpStream::connect(address)
@@ -243,6 +344,40 @@ impl Tcp {
         stream.set_nodelay(true)?;
         Ok(stream)
     }
+}
+
+/// Reads what `connections` have into `batch` until it is full; returns the id of the
+/// stream that filled it. Streams that ended or failed go to `closed`.
+fn read_into<'a>(
+    connections: impl Iterator<Item = (&'a u64, &'a mut TcpStream)>,
+    batch: &mut SourceBatch<'_>,
+    buffer: &mut [u8],
+    closed: &mut Vec<u64>,
+) -> Option<u64> {
+    for (&id, stream) in connections {
+        loop {
+            match stream.read(buffer) {
+                Ok(0) => {
+                    closed.push(id);
+                    break;
+                }
+                Ok(n) => {
+                    batch.push_to_stream(id, &buffer[..n]);
+                    if batch.is_full() {
+                        return Some(id);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(stream = id, error = %e, "connection failed");
+                    closed.push(id);
+                    break;
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Writes everything to a non-blocking socket, waiting while it is full, up to `timeout`.

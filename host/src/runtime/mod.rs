@@ -48,8 +48,9 @@ pub struct RuntimeOptions {
     pub batch_size: u32,
     /// Most events of one source awaiting their verdict before it is pulled again.
     pub max_in_flight: usize,
-    /// Most bytes (after preprocessing) of one source's events awaiting their verdict
-    /// before more is routed or pulled.
+    /// Most bytes one source holds before more is routed or pulled: its events awaiting
+    /// their verdict (after preprocessing) plus what its preprocessors hold for unfinished
+    /// frames (at most half of it: past that, the streams holding most drop theirs).
     pub max_in_flight_bytes: usize,
     /// Longest pause between pulls of a source that has nothing to say.
     pub idle_backoff_max: Duration,

@@ -19,6 +19,18 @@ use crate::error::CallError;
 use crate::loader::{ConnectorInstance, SinkEvent};
 use crate::processor::{Chain, Frames};
 
+/// Encoded bytes handed to the plugin in one plugin batch, at most (and at least one
+/// event): a batch of large events goes in several.
+pub(crate) const DELIVERY_SLICE: usize = 1 << 20;
+
+/// What became of a batch's events so far.
+#[derive(Default)]
+struct Verdicts {
+    /// Indexes of the events not delivered.
+    failed: Vec<u32>,
+    last_error: Option<String>,
+}
+
 /// The sink side's state.
 #[derive(Debug)]
 pub(crate) struct Sink {
@@ -83,7 +95,11 @@ impl Sink {
     }
 
     /// Encodes, postprocesses and delivers the oldest waiting batch, and sends the
-    /// verdicts back. A panic or permanent error is returned (the batch is failed first).
+    /// verdicts back. A panic or permanent error is returned (what was not delivered is
+    /// failed first).
+    ///
+    /// A batch goes to the plugin in slices of about [`DELIVERY_SLICE`] encoded bytes, each
+    /// one plugin batch, so that a batch of large events is never encoded whole.
     pub(crate) fn deliver_next(
         &mut self,
         shared: &Shared,
@@ -92,26 +108,78 @@ impl Sink {
         let Some(batch) = self.waiting.pop_front() else {
             return Ok(());
         };
-        let mut failed: Vec<u32> = Vec::new();
-        let mut last_error: Option<String> = None;
+        let mut verdicts = Verdicts::default();
+        let mut next = 0;
+        let mut outcome = Ok(());
+        while next < batch.events.len() {
+            let start = next;
+            if let Err(error) =
+                self.deliver_slice(shared, instance, &batch, &mut next, &mut verdicts)
+            {
+                // Nothing of this slice counts as delivered, nor anything after it.
+                verdicts.failed.retain(|&index| (index as usize) < start);
+                verdicts
+                    .failed
+                    .extend(start as u32..batch.events.len() as u32);
+                verdicts.last_error = Some(error.to_string());
+                if error.is_poisoning() || error.is_permanent() {
+                    outcome = Err(error);
+                }
+                break;
+            }
+        }
+        self.shrink_buffers();
+        self.note_failures(
+            shared,
+            batch.events.len(),
+            verdicts.failed.len(),
+            verdicts.last_error,
+        );
+        send_feedback(shared, &batch, verdicts.failed);
+        outcome
+    }
+
+    /// Encodes events of `batch` from `*next` until about [`DELIVERY_SLICE`] bytes are
+    /// ready, and delivers them in one plugin batch; `*next` moves past them.
+    fn deliver_slice(
+        &mut self,
+        shared: &Shared,
+        instance: &mut ConnectorInstance,
+        batch: &Batch,
+        next: &mut usize,
+        verdicts: &mut Verdicts,
+    ) -> Result<(), CallError> {
         let codec = shared.spec.codec;
         let mut encoded = std::mem::take(&mut self.encoded);
         encoded.clear();
         // Where each delivered event's bytes are: in the value itself or in `encoded`.
-        let mut locations: Vec<(u32, Option<std::ops::Range<usize>>)> =
-            Vec::with_capacity(batch.events.len());
-        for (index, event) in batch.events.iter().enumerate() {
+        let mut locations: Vec<(u32, Option<std::ops::Range<usize>>)> = Vec::new();
+        let mut slice_bytes = 0;
+        while *next < batch.events.len() && slice_bytes < DELIVERY_SLICE {
+            let index = *next;
+            *next += 1;
+            let event = &batch.events[index];
             match self.encode(codec, &event.value, &mut encoded) {
-                Ok(location) => locations.push((index as u32, location)),
+                Ok(location) => {
+                    slice_bytes += location.as_ref().map_or_else(
+                        || event.value.as_bytes().map_or(0, <[u8]>::len),
+                        std::ops::Range::len,
+                    );
+                    locations.push((index as u32, location));
+                }
                 Err(error) => {
                     Metrics::add(&shared.metrics.events_err, 1);
-                    last_error = Some(format!(
+                    verdicts.last_error = Some(format!(
                         "{error}: event (stream {}, pull {}) not delivered",
                         event.id.stream, event.id.pull
                     ));
-                    failed.push(index as u32);
+                    verdicts.failed.push(index as u32);
                 }
             }
+        }
+        if locations.is_empty() {
+            self.encoded = encoded;
+            return Ok(());
         }
         let events: Vec<SinkEvent<'_>> = locations
             .iter()
@@ -133,35 +201,26 @@ impl Sink {
         drop(events);
         self.encoded = encoded;
         Metrics::add(&shared.metrics.events_in, locations.len());
-        let outcome = match result {
-            Ok((replies, circuit, errors)) => {
-                for (position, is_failed) in replies.into_iter().enumerate() {
-                    if is_failed {
-                        failed.push(locations[position].0);
-                    }
-                }
-                if let Some(error) = errors.into_iter().last() {
-                    last_error = Some(error);
-                }
-                if let Some(circuit) = circuit {
-                    self.circuit_changed(shared, circuit);
-                }
-                Ok(())
+        let (replies, circuit, errors) = result?;
+        for (position, is_failed) in replies.into_iter().enumerate() {
+            if is_failed {
+                verdicts.failed.push(locations[position].0);
             }
-            Err(error) => {
-                // Nothing of this batch counts as delivered.
-                failed = (0..batch.events.len() as u32).collect();
-                last_error = Some(error.to_string());
-                if error.is_poisoning() || error.is_permanent() {
-                    Err(error)
-                } else {
-                    Ok(())
-                }
-            }
-        };
-        self.note_failures(shared, batch.events.len(), failed.len(), last_error);
-        send_feedback(shared, &batch, failed);
-        outcome
+        }
+        if let Some(error) = errors.into_iter().last() {
+            verdicts.last_error = Some(error);
+        }
+        if let Some(circuit) = circuit {
+            self.circuit_changed(shared, circuit);
+        }
+        Ok(())
+    }
+
+    /// Gives back the encoding buffer's memory after a batch of large events.
+    fn shrink_buffers(&mut self) {
+        if self.encoded.capacity() > 2 * DELIVERY_SLICE {
+            self.encoded = Vec::new();
+        }
     }
 
     /// Counts what the sink did not take, warns (rate-limited), and backs off after a

@@ -59,6 +59,9 @@ pub(crate) struct Source {
     frames: Frames,
     processor_errors: Vec<ProcessorError>,
     streams: HashMap<u64, Chain>,
+    /// Bytes the streams' preprocessors hold for unfinished frames, at most half of
+    /// `max_in_flight_bytes` (beyond it the streams holding most drop theirs).
+    held_bytes: usize,
     in_flight: HashMap<u64, InFlight>,
     in_flight_events: usize,
     in_flight_bytes: usize,
@@ -98,6 +101,7 @@ impl Source {
             frames: Frames::new(),
             processor_errors: Vec::new(),
             streams: HashMap::new(),
+            held_bytes: 0,
             in_flight: HashMap::new(),
             in_flight_events: 0,
             in_flight_bytes: 0,
@@ -150,10 +154,11 @@ impl Source {
         Some(self.next_pull)
     }
 
-    /// Whether fewer events and bytes than the limits await their verdict.
+    /// Whether fewer events than the limit await their verdict, and fewer bytes than the
+    /// limit are held (awaiting their verdict or in unfinished frames).
     fn has_credit(&self, shared: &Shared) -> bool {
         self.in_flight_events < shared.options.max_in_flight
-            && self.in_flight_bytes < shared.options.max_in_flight_bytes
+            && self.in_flight_bytes + self.held_bytes < shared.options.max_in_flight_bytes
     }
 
     /// Whether part of the last pull still waits to be routed.
@@ -210,6 +215,7 @@ impl Source {
         self.in_flight_events = 0;
         self.in_flight_bytes = 0;
         self.streams.clear();
+        self.held_bytes = 0;
         self.pulled.clear();
         self.cursor = 0;
         self.finishing = false;
@@ -367,12 +373,15 @@ impl Source {
                 .streams
                 .entry(event.id.stream)
                 .or_insert_with(|| Chain::new(pre));
+            let before = chain.held();
             chain.process(event.bytes, &mut self.frames, &mut self.processor_errors);
+            self.held_bytes = self.held_bytes - before + chain.held();
             for error in self.processor_errors.drain(..) {
                 errors.push((event.id, error.to_string()));
             }
             owners.push((event.id.pull, event.id.stream, self.frames.len()));
         }
+        self.hold_within_budget(shared, &owners, &mut errors);
         let ended: Vec<u64> = if last {
             self.pulled.ended_streams().to_vec()
         } else {
@@ -380,6 +389,7 @@ impl Source {
         };
         for stream in ended {
             if let Some(mut chain) = self.streams.remove(&stream) {
+                self.held_bytes -= chain.held();
                 chain.finish(&mut self.frames, &mut self.processor_errors);
                 let last_pull = owners
                     .iter()
@@ -485,6 +495,48 @@ impl Source {
             give_feedback(shared, instance, &no_output)?;
         }
         Ok(())
+    }
+
+    /// Keeps what the preprocessors hold within half the byte budget (the other half is
+    /// left to events in flight): while they hold more, the stream holding most drops its
+    /// unfinished frame, with an error on the `err` port (so a thousand connections each
+    /// sending half a line cost the budget, not a gigabyte).
+    fn hold_within_budget(
+        &mut self,
+        shared: &Shared,
+        owners: &[(u64, u64, usize)],
+        errors: &mut Vec<(EventId, String)>,
+    ) {
+        let budget = shared.options.max_in_flight_bytes / 2;
+        while self.held_bytes > budget {
+            let Some((&stream, chain)) = self.streams.iter_mut().max_by_key(|(_, c)| c.held())
+            else {
+                break;
+            };
+            let held = chain.held();
+            chain.discard();
+            let left = chain.held();
+            if left >= held {
+                // A stage that cannot let go: the stream starts over with a fresh chain.
+                self.streams.remove(&stream);
+                self.held_bytes -= held;
+            } else {
+                self.held_bytes -= held - left;
+            }
+            let pull = owners
+                .iter()
+                .rev()
+                .find(|(_, s, _)| *s == stream)
+                .map_or(u64::MAX, |o| o.0);
+            errors.push((
+                EventId { stream, pull },
+                format!(
+                    "unfinished frame of {held} bytes dropped: the preprocessors of {} streams \
+                     held more than half of max_in_flight_bytes ({budget} bytes)",
+                    self.streams.len()
+                ),
+            ));
+        }
     }
 
     fn finish_streams(
