@@ -72,8 +72,9 @@ impl Codec {
             "string" => Ok(Codec::String),
             "binary" => Ok(Codec::Binary),
             other => Err(format!(
-                "unknown codec `{other}`: expected one of {}",
-                CODEC_NAMES.join(", ")
+                "unknown codec `{other}`: expected one of {}{}",
+                CODEC_NAMES.join(", "),
+                crate::suggest::did_you_mean(other, CODEC_NAMES.iter().copied())
             )),
         }
     }

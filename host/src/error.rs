@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::field_path::FieldPath;
+
 use weir_sdk::abi::AbiVersion;
 
 /// Why a plugin file was refused. Every variant names the file; the message is one line.
@@ -294,8 +296,8 @@ pub enum CallError {
         connector: String,
         /// Plugin name.
         plugin: String,
-        /// Path of the offending field (`a.b[2]`), empty for the document itself.
-        field_path: String,
+        /// Path of the offending field, empty for the document itself.
+        field_path: FieldPath,
         /// What is wrong.
         message: String,
     },

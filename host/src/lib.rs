@@ -29,6 +29,7 @@ pub mod codec;
 pub mod config;
 pub mod discovery;
 mod error;
+mod field_path;
 #[expect(
     unsafe_code,
     reason = "the loader is the one place where the host touches raw plugin memory"
@@ -37,8 +38,10 @@ mod loader;
 pub mod pipeline;
 pub mod processor;
 pub mod runtime;
+mod suggest;
 
 pub use error::{CallError, LoadError};
+pub use field_path::{FieldPath, FieldSegment};
 pub use loader::{
     AbiVersion, ConnectorInstance, EventBatch, EventId, Notice, Plugin, PluginInfo, PullStatus,
     PulledEvent, Sides, SinkEvent, SinkOutcome, SinkReply,

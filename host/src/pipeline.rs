@@ -1,10 +1,13 @@
 //! A pipeline file resolved against the plugins available: every configuration error is
 //! found here, before anything starts.
 
-use crate::config::{ConfigError, ConfigErrors, PipelineSpec, Port};
+use crate::config::{ConfigError, ConfigErrors, PipelineSpec};
 use crate::discovery::PluginRepository;
 use crate::error::CallError;
+use crate::field_path::FieldPath;
 use crate::loader::{Plugin, Sides};
+use crate::runtime::Port;
+use crate::suggest::did_you_mean;
 
 /// A pipeline whose plugins exist, whose bindings connect sources to sinks, and whose
 /// connector configs were accepted by their plugins.
@@ -43,8 +46,9 @@ impl Pipeline {
                     errors.push(spec.plugin_error(
                         index,
                         format!(
-                            "unknown plugin `{}` (available: {available})",
-                            connector.plugin
+                            "unknown plugin `{}` (available: {available}){}",
+                            connector.plugin,
+                            did_you_mean(&connector.plugin, repository.names())
                         ),
                     ));
                     plugins.push(None);
@@ -90,9 +94,10 @@ impl Pipeline {
             let Some(plugin) = plugin else { continue };
             // The connector sees how it is bound, as it will when it runs, so a config that
             // cannot work that way (a `file` in read mode as a sink) is reported here.
+            let links = spec.graph.links(index);
             let bound_as = Sides {
-                source: spec.bindings.iter().any(|b| b.from == index),
-                sink: spec.bindings.iter().any(|b| b.to.contains(&index)),
+                source: links.is_source(),
+                sink: links.is_sink(),
             };
             match plugin.instantiate_bound(&connector.id, &connector.config, bound_as) {
                 Ok(instance) => drop(instance),
@@ -103,11 +108,15 @@ impl Pipeline {
                 }) => {
                     errors.push(spec.plugin_config_error(index, &field_path, message));
                 }
-                Err(other) => errors.push(spec.plugin_config_error(index, "", other.to_string())),
+                Err(other) => errors.push(spec.plugin_config_error(
+                    index,
+                    &FieldPath::default(),
+                    other.to_string(),
+                )),
             }
         }
         if !errors.is_empty() {
-            return Err(ConfigErrors(errors));
+            return Err(ConfigErrors::sorted(errors));
         }
         Ok(Self {
             spec,

@@ -182,8 +182,9 @@ impl ProcessorSpec {
                 format!("processor `{name}` takes no options, found `{unknown}`")
             } else {
                 format!(
-                    "unknown option `{unknown}` of processor `{name}`: expected {}",
-                    allowed.join(" or ")
+                    "unknown option `{unknown}` of processor `{name}`: expected {}{}",
+                    allowed.join(" or "),
+                    crate::suggest::did_you_mean(unknown, allowed.iter().copied())
                 )
             });
         }
@@ -225,8 +226,9 @@ impl ProcessorSpec {
             "length-prefixed" => Kind::LengthPrefixed { max_length },
             other => {
                 return Err(format!(
-                    "unknown processor `{other}`: expected one of {}",
-                    PROCESSOR_NAMES.join(", ")
+                    "unknown processor `{other}`: expected one of {}{}",
+                    PROCESSOR_NAMES.join(", "),
+                    crate::suggest::did_you_mean(other, PROCESSOR_NAMES.iter().copied())
                 ));
             }
         };

@@ -499,15 +499,15 @@ fn tcp_lines_server_with(
         ),
     );
     let running = Running::start_with(&pipeline, &[], configure);
-    running.wait_until("the server to listen", |log| log.contains(RUNNING));
-    let log = running.stderr.lock().unwrap().clone();
-    let address = log
-        .lines()
-        .find(|l| l.contains("listening"))
-        .and_then(|l| l.split("address=").nth(1))
-        .and_then(|a| a.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no listening address in {log}"));
+    let listening = |log: &str| -> Option<std::net::SocketAddr> {
+        log.lines()
+            .find(|l| l.contains("listening"))
+            .and_then(|l| l.split("address=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+    };
+    running.wait_until("the server to listen", |log| listening(log).is_some());
+    let address = listening(&running.stderr.lock().unwrap()).expect("seen listening");
     (running, address, output)
 }
 

@@ -146,8 +146,7 @@ extern "C" fn create<T: Export>(args: &mut CreateArgs) -> CallStatus {
 fn parse_config<C: DeserializeOwned>(json: &[u8]) -> Result<C, (ErrorKind, String, String)> {
     let deserializer = &mut serde_json::Deserializer::from_slice(json);
     let value = serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let path = if path == "." { String::new() } else { path };
+        let path = field_path_json(error.path());
         let inner = error.into_inner();
         // serde_json appends "at line L column C" of the host-generated JSON document,
         // which means nothing to the user: the field path says where the problem is.
@@ -160,6 +159,26 @@ fn parse_config<C: DeserializeOwned>(json: &[u8]) -> Result<C, (ErrorKind, Strin
         (ErrorKind::CONFIG, message, path)
     })?;
     Ok(value)
+}
+
+/// A field path as it crosses to the host: a JSON array of keys (strings) and indices
+/// (integers), so that keys holding `.` or `[` stay whole; empty for the document itself.
+fn field_path_json(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let segments: Vec<serde_json::Value> = path
+        .iter()
+        .filter_map(|segment| match segment {
+            Segment::Seq { index } => Some((*index).into()),
+            Segment::Map { key } => Some(key.as_str().into()),
+            Segment::Enum { variant } => Some(variant.as_str().into()),
+            Segment::Unknown => None,
+        })
+        .collect();
+    if segments.is_empty() {
+        String::new()
+    } else {
+        serde_json::Value::Array(segments).to_string()
+    }
 }
 
 /// The connector state behind the vtable, with the poison flag the trampolines maintain.
@@ -546,7 +565,7 @@ mod tests {
             parse_config::<Outer>(br#"{"name":"x","inner":[{"port":1},{"port":"high"}]}"#)
                 .unwrap_err();
         assert_eq!(kind, ErrorKind::CONFIG);
-        assert_eq!(path, "inner[1].port");
+        assert_eq!(path, r#"["inner",1,"port"]"#);
         assert_eq!(message, r#"invalid type: string "high", expected u16"#);
 
         let (_, message, path) = parse_config::<Outer>(br#"{"inner":[]}"#).unwrap_err();
@@ -558,6 +577,12 @@ mod tests {
         let (_, message, _) =
             parse_config::<Outer>(br#"{"name":"x","inner":[],"extra":1}"#).unwrap_err();
         assert!(message.starts_with("unknown field `extra`"), "{message}");
+
+        // A map key with the characters of the path notation stays one segment.
+        let (_, _, path) =
+            parse_config::<std::collections::BTreeMap<String, Inner>>(br#"{"a.b[0]":{"port":-1}}"#)
+                .unwrap_err();
+        assert_eq!(path, r#"["a.b[0]","port"]"#);
     }
 
     #[test]

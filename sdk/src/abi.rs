@@ -282,7 +282,9 @@ pub struct ErrorReport {
     pub message: AbiSlice,
     /// For panics: `file:line:column`; otherwise empty.
     pub location: AbiSlice,
-    /// For config errors: the path of the offending field (`a.b[2].c`); otherwise empty.
+    /// For config errors: the path of the offending field as a JSON array of keys (strings)
+    /// and indices (integers), like `["a","b",2,"c"]`, so that a key holding `.` or `[`
+    /// stays whole; empty for the config document itself and for other errors.
     pub field_path: AbiSlice,
 }
 

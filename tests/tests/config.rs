@@ -56,6 +56,11 @@ fn unknown_plugin_lists_the_available_ones() {
         "unknown plugin `metronom` (available: ",
     );
     assert!(
+        errors[0].message.ends_with("; did you mean `metronome`?"),
+        "{}",
+        errors[0]
+    );
+    assert!(
         errors[0].message.contains("metronome") && errors[0].message.contains("stdout"),
         "{}",
         errors[0]
@@ -233,4 +238,109 @@ fn a_valid_pipeline_resolves() {
         serde_json::json!({ "interval_ms": 5 })
     );
     assert_eq!(pipeline.spec.bindings[0].to, [1]);
+}
+
+#[test]
+fn a_binding_to_a_connector_with_errors_is_not_reported_again() {
+    let errors = check(
+        "[[connector]]\nid = \"in\"\nplugin = \"metronome\"\ncodec = \"yaml\"\n\
+         [[connector]]\nid = \"out\"\nplugin = \"stdout\"\n\
+         [[binding]]\nfrom = \"in\"\nto = [\"out\"]\n",
+    );
+    assert_eq!(
+        errors.len(),
+        1,
+        "only the connector's own error: {errors:#?}"
+    );
+    assert_error(&errors, 4, 9, "connector[0].codec", "unknown codec `yaml`");
+}
+
+#[test]
+fn numbers_json_cannot_hold_are_errors_where_they_are() {
+    let errors = check(
+        "[[connector]]\nid = \"in\"\nplugin = \"metronome\"\n\
+         config = { interval_ms = 99999999999999999999, list = [1, nan] }\n",
+    );
+    assert_error(
+        &errors,
+        4,
+        26,
+        "connector[0].config.interval_ms",
+        "integer 99999999999999999999 does not fit in 64 bits",
+    );
+    assert_error(
+        &errors,
+        4,
+        59,
+        "connector[0].config.list[1]",
+        "nan cannot be handed to a plugin",
+    );
+    // The largest unsigned integer is a number, not "a string".
+    let errors = check(
+        "[[connector]]\nid = \"in\"\nplugin = \"metronome\"\n\
+         config = { interval_ms = 18446744073709551615, count = \"x\" }\n",
+    );
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        !errors[0].message.contains("interval_ms"),
+        "18446744073709551615 fits a u64: {errors:#?}"
+    );
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_located() {
+    let dir = std::env::temp_dir().join(format!("weir-config-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pipeline.toml");
+    std::fs::write(&file, b"[[connector]]\nid = \"caf\xe9\"\n").unwrap();
+    let errors = PipelineSpec::read(&file).unwrap_err().0;
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!((errors[0].line, errors[0].column), (2, 10), "{}", errors[0]);
+    assert!(
+        errors[0]
+            .message
+            .contains("not UTF-8: byte 0xe9 at offset 23"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn errors_come_in_file_order() {
+    let errors = check(
+        "[[connector]]\nid = \"in\"\nplugin = \"metronome\"\nconfig = { interval_ms = \"x\" }\n\
+         [[connector]]\nid = \"out\"\nplugin = \"nope\"\ncodec = \"yaml\"\n",
+    );
+    // Found in three passes (structure, plugins, plugin configs), reported in file order.
+    let positions: Vec<(usize, usize)> = errors.iter().map(|e| (e.line, e.column)).collect();
+    let mut sorted = positions.clone();
+    sorted.sort();
+    assert_eq!(positions, sorted, "{errors:#?}");
+}
+
+#[test]
+fn mistyped_names_get_a_suggestion() {
+    let errors = check(
+        "[[connector]]\nid = \"tick\"\nplugin = \"metronome\"\npreprocesors = [\"line\"]\n\
+         [[connector]]\nid = \"print\"\nplugin = \"stdout\"\ncodec = \"jsno\"\npostprocessors = [\"line\"]\n\
+         [[binding]]\nfrom = \"tick/er\"\nto = [\"prnt\"]\n[[bindings]]\n",
+    );
+    let expected = [
+        (4, 1, "connector[0].preprocesors", "preprocessors"),
+        (8, 9, "connector[1].codec", "json"),
+        (9, 19, "connector[1].postprocessors[0]", "lines"),
+        (11, 8, "binding[0].from", "err"),
+        (12, 7, "binding[0].to[0]", "print"),
+        (13, 3, "bindings", "binding"),
+    ];
+    for (line, column, key_path, suggestion) in expected {
+        assert_error(
+            &errors,
+            line,
+            column,
+            key_path,
+            &format!("; did you mean `{suggestion}`?"),
+        );
+    }
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
 }

@@ -78,7 +78,7 @@ fn config_errors_name_the_field() {
         panic!("expected Config, got {error:?}")
     };
     assert_eq!((connector.as_str(), name.as_str()), ("tick", "metronome"));
-    assert_eq!(field_path, "interval_ms");
+    assert_eq!(field_path.to_string(), "interval_ms");
     assert!(message.contains("expected u64"), "{message}");
     assert!(!message.contains("line"), "no JSON position in {message}");
     assert_eq!(

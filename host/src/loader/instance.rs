@@ -16,6 +16,7 @@ use weir_sdk::{Circuit, PullStatus, SinkReply};
 
 use super::{Checker, ErrorCollector, Plugin, PluginInfo};
 use crate::error::CallError;
+use crate::field_path::FieldPath;
 
 /// A lifecycle or circuit-breaker notice for a connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -484,7 +485,7 @@ fn instance_error(
             Some(config) => CallError::Config {
                 connector,
                 plugin,
-                field_path: config.field_path.clone(),
+                field_path: FieldPath::from_json(&config.field_path),
                 message: config.message.clone(),
             },
             None => {

@@ -23,13 +23,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use weir_sdk::Circuit;
 
+use super::Port;
 use super::metrics::Metrics;
 use super::sink::Sink;
 use super::source::Source;
 use super::supervisor::{Supervisor, Verdict, notify};
 use super::{RuntimeOptions, WorldEvent};
 use crate::codec::Value;
-use crate::config::{ConnectorSpec, Port};
+use crate::config::{ConnectorSpec, Links};
 use crate::error::CallError;
 use crate::loader::{EventId, Notice, Plugin};
 
@@ -92,21 +93,6 @@ pub(crate) enum Control {
     Stop,
 }
 
-/// Where a connector's output goes, and where its input comes from.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Routes {
-    pub(crate) out: Vec<usize>,
-    pub(crate) err: Vec<usize>,
-    /// Sources that feed this connector (told about its circuit breaker).
-    pub(crate) upstream: Vec<usize>,
-}
-
-impl Routes {
-    pub(crate) fn is_source(&self) -> bool {
-        !self.out.is_empty() || !self.err.is_empty()
-    }
-}
-
 /// Everything one connector thread needs, as the world hands it over.
 pub(crate) struct ConnectorThread {
     pub(crate) index: usize,
@@ -115,7 +101,7 @@ pub(crate) struct ConnectorThread {
     pub(crate) inbox: Receiver<Msg>,
     pub(crate) world: UnboundedSender<WorldEvent>,
     pub(crate) peers: Arc<Vec<Sender<Msg>>>,
-    pub(crate) routes: Routes,
+    pub(crate) routes: Links,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) options: Arc<RuntimeOptions>,
 }
@@ -127,7 +113,7 @@ pub(crate) struct Shared {
     pub(crate) plugin: Plugin,
     world: UnboundedSender<WorldEvent>,
     peers: Arc<Vec<Sender<Msg>>>,
-    pub(crate) routes: Routes,
+    pub(crate) routes: Links,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) options: Arc<RuntimeOptions>,
 }

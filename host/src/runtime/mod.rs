@@ -13,6 +13,7 @@
 //! and close. A connector thread still inside a plugin call after that is abandoned and
 //! reported with the method it is stuck in; the run returns anyway.
 
+mod backoff;
 mod connector;
 mod metrics;
 mod sink;
@@ -26,13 +27,22 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::unbounded_channel;
 
+pub use backoff::Backoff;
 pub use connector::{Batch, Event};
 pub use metrics::{Metrics, MetricsSnapshot};
 
-use crate::config::Port;
 use crate::pipeline::Pipeline;
-use connector::{ConnectorThread, Routes};
+use connector::ConnectorThread;
 use world::World;
+
+/// Which output of a connector a binding starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Port {
+    /// Decoded events.
+    Out,
+    /// Decode and processor errors, as events.
+    Err,
+}
 
 /// Tuning of the runtime; the defaults suit most pipelines.
 #[derive(Debug, Clone)]
@@ -141,32 +151,6 @@ pub async fn run(
 ) -> RunReport {
     let options = Arc::new(options);
     let n = pipeline.spec.connectors.len();
-    let mut routes = vec![Routes::default(); n];
-    for binding in &pipeline.spec.bindings {
-        let targets = match binding.port {
-            Port::Out => &mut routes[binding.from].out,
-            Port::Err => &mut routes[binding.from].err,
-        };
-        for &to in &binding.to {
-            if !targets.contains(&to) {
-                targets.push(to);
-            }
-        }
-    }
-    // Which sources feed each sink, for circuit breakers.
-    for source in 0..n {
-        let sinks: Vec<usize> = routes[source]
-            .out
-            .iter()
-            .chain(&routes[source].err)
-            .copied()
-            .collect();
-        for sink in sinks {
-            if !routes[sink].upstream.contains(&source) {
-                routes[sink].upstream.push(source);
-            }
-        }
-    }
     let (world_tx, world_rx) = unbounded_channel();
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| std::sync::mpsc::channel()).unzip();
     let peers = Arc::new(senders);
@@ -193,7 +177,7 @@ pub async fn run(
             inbox,
             world: world_tx.clone(),
             peers: peers.clone(),
-            routes: routes[index].clone(),
+            routes: pipeline.spec.graph.links(index).clone(),
             metrics: metrics[index].clone(),
             options: options.clone(),
         };
@@ -204,7 +188,9 @@ pub async fn run(
         threads.push(handle);
     }
     drop(world_tx);
-    let sources: BTreeSet<usize> = (0..n).filter(|i| routes[*i].is_source()).collect();
+    let sources: BTreeSet<usize> = (0..n)
+        .filter(|i| pipeline.spec.graph.links(*i).is_source())
+        .collect();
     let world = World::new(ids, peers, metrics, sources, options);
     let (report, stopped) = world.run(world_rx, interrupt).await;
     for (index, thread) in threads.into_iter().enumerate() {

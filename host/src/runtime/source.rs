@@ -14,11 +14,11 @@ use bytes::Bytes;
 use weir_sdk::abi::{Feedback, FeedbackKind};
 use weir_sdk::{Circuit, PullStatus};
 
+use super::Port;
 use super::connector::{Batch, BatchFeedback, Event, Msg, Shared, Throttle};
 use super::metrics::{Call, Metrics};
 use super::supervisor::notify;
 use crate::codec::Value;
-use crate::config::Port;
 use crate::error::CallError;
 use crate::loader::{ConnectorInstance, EventBatch, EventId, Notice};
 use crate::processor::{Chain, Frames, ProcessorError};

@@ -107,7 +107,7 @@ impl Supervisor {
         if self.instance.is_none() {
             let bound_as = Sides {
                 source: shared.routes.is_source(),
-                sink: !shared.routes.upstream.is_empty(),
+                sink: shared.routes.is_sink(),
             };
             let instance = shared.metrics.track(Call::New, || {
                 shared
