@@ -173,13 +173,13 @@ pub enum LoadError {
         plugin: AbiVersion,
     },
     /// Same version number, different type layouts: a breaking change without a version bump.
-    #[error("{}: ABI layout fingerprint mismatch under the same version {abi}: host {host:#018x}, plugin {plugin:#018x} (a frozen ABI type changed without a version bump)", file.display())]
+    #[error("{}: ABI layout fingerprint mismatch under the same version {abi}: the host expects {host:#018x} for ABI {abi}, the plugin has {plugin:#018x} (a frozen ABI type changed without a version bump)", file.display())]
     LayoutMismatch {
         /// The plugin file.
         file: PathBuf,
         /// The version both claim.
         abi: AbiVersion,
-        /// The host's fingerprint.
+        /// The fingerprint the host expects of a plugin of `abi`.
         host: u64,
         /// The plugin's fingerprint.
         plugin: u64,

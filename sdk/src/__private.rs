@@ -112,7 +112,8 @@ extern "C" fn create<T: Export>(args: &mut CreateArgs) -> CallStatus {
     let error = args.error;
     // SAFETY: the host passes slices that are valid for the duration of this call.
     let (config, id) = unsafe { (args.config.as_bytes(), args.connector_id.as_bytes()) };
-    let host = args.host;
+    // SAFETY: the host passes a pointer to its `HostApi`, valid for this call.
+    let host = unsafe { HostApi::copy_from(args.host) };
     crate::log::install(&host);
     let created = trap_for(error, Some(&host), || {
         let config = parse_config::<T::Config>(config)?;

@@ -32,7 +32,14 @@ pub const METADATA_SYMBOL: &str = "weir_plugin_metadata";
 /// The ABI version of the connector plugin kind that this sdk implements.
 ///
 /// This is the sdk's version of the ABI, not the plugin crate's own version.
+#[cfg(not(feature = "__abi-next-for-tests"))]
 pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 0 };
+
+/// The ABI version of the connector plugin kind that this sdk implements: with the
+/// test-only feature `__abi-next-for-tests`, a simulated 1.1 that appended a field to
+/// [`HostApi`].
+#[cfg(feature = "__abi-next-for-tests")]
+pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 1 };
 
 /// The target triple this copy of the sdk was compiled for (in a plugin: the plugin's
 /// target; in the host: the host's).
@@ -327,6 +334,65 @@ pub struct HostApi {
     /// The most verbose level the host's log shows (`LogLevel(0)`: none), so plugins do
     /// not format records nobody will see.
     pub max_level: LogLevel,
+    /// Test-only field, see the crate feature `__abi-next-for-tests`.
+    #[cfg(feature = "__abi-next-for-tests")]
+    #[doc(hidden)]
+    pub __next: usize,
+}
+
+impl HostApi {
+    /// The services as this sdk's version of the ABI defines them, `struct_size` included
+    /// (fields appended by later minors get their "absent" value).
+    pub const fn new(
+        ctx: *const c_void,
+        log: Option<unsafe extern "C" fn(ctx: *const c_void, record: &LogRecord)>,
+        request_shutdown: Option<unsafe extern "C" fn(ctx: *const c_void)>,
+        max_level: LogLevel,
+    ) -> Self {
+        Self {
+            struct_size: size_of::<Self>(),
+            ctx,
+            log,
+            request_shutdown,
+            max_level,
+            #[cfg(feature = "__abi-next-for-tests")]
+            __next: 0,
+        }
+    }
+
+    /// No service at all (`struct_size` 0): logs and shutdown requests go nowhere.
+    pub const ABSENT: Self = Self {
+        struct_size: 0,
+        ..Self::new(core::ptr::null(), None, None, LogLevel::OFF)
+    };
+
+    /// Copies the host's services from `host`: the fields of this definition that the host's
+    /// `struct_size` covers, the others absent (zero: `None`, null, `LogLevel::OFF`). A
+    /// newer host's appended fields are left behind; `struct_size` keeps the host's value,
+    /// so `struct_size >= size_of::<HostApi>()` still tells whether every field is there.
+    ///
+    /// # Safety
+    /// `host` is null or points to a `HostApi` of at least `struct_size` readable bytes, as
+    /// the host passes in [`CreateArgs::host`].
+    pub unsafe fn copy_from(host: *const HostApi) -> Self {
+        if host.is_null() {
+            return Self::ABSENT;
+        }
+        // SAFETY: `struct_size` is the first field of every version of `HostApi`, and
+        // `host` points to one (the caller's promise).
+        let size = unsafe { host.cast::<usize>().read_unaligned() };
+        let mut copy = Self::ABSENT;
+        let known = size.min(size_of::<Self>());
+        // SAFETY: the host's struct has `size >= known` readable bytes; `copy` has
+        // `size_of::<Self>() >= known` writable ones and does not overlap it. Every field
+        // is valid for any bit pattern the host writes per the ABI (integers, nullable
+        // pointers, `Option` of function pointers), and zero for those not copied.
+        unsafe {
+            core::ptr::copy_nonoverlapping(host.cast::<u8>(), (&raw mut copy).cast::<u8>(), known);
+        }
+        copy.struct_size = size;
+        copy
+    }
 }
 
 // SAFETY: the host guarantees that `ctx` is shareable between threads and that its functions
@@ -377,8 +443,10 @@ pub struct CreateArgs {
     pub config: AbiSlice,
     /// The connector's id in the host's configuration.
     pub connector_id: AbiSlice,
-    /// Host services for the instance's whole life.
-    pub host: HostApi,
+    /// Host services for the instance's whole life, read during `create` only: the plugin
+    /// copies the fields it knows that `struct_size` covers ([`HostApi::copy_from`]). A
+    /// pointer, not a value, so that `HostApi` can grow without moving the fields after it.
+    pub host: *const HostApi,
     /// How the pipeline uses the connector: [`Capabilities::SOURCE`] if it is bound as a
     /// source (events flow from it), [`Capabilities::SINK`] if bound as a sink, both, or
     /// neither (`Capabilities(0)`, for example when a tool only validates the config).
@@ -742,48 +810,101 @@ impl Default for Fingerprint {
 }
 
 /// Folds one struct's name, size, alignment and, per field, its name, declared type,
-/// offset and size. The closure in the `const _` proves at compile time that the list names
-/// every field of the struct with its exact type, so the list cannot silently go stale.
+/// offset and size, as the struct was in minor version `$minor`: a field marked `@N` was
+/// appended in minor `N` and is left out of earlier minors' fingerprints, whose size and
+/// alignment are then those of the prefix (so the fingerprint of 1.0 stays what 1.0 plugins
+/// carry after 1.1 appended to a struct). The closure in the `const _` proves at compile
+/// time that the list names every field of the struct with its exact type, so the list
+/// cannot silently go stale.
 macro_rules! layout {
-    ($fp:expr, $ty:ident { $($(#[$cfg:meta])? $field:ident : $fty:ty),* $(,)? }) => {{
+    ($fp:expr, $minor:expr, $ty:ident { $($(#[$cfg:meta])? $(@$since:literal)? $field:ident : $fty:ty),* $(,)? }) => {{
         const _: fn($ty) = |value: $ty| {
             let $ty { $($(#[$cfg])? $field),* } = value;
             $($(#[$cfg])? let _: $fty = $field;)*
         };
-        let fp = $fp
-            .str(stringify!($ty))
-            .usize(size_of::<$ty>())
-            .usize(align_of::<$ty>());
+        let minor: u16 = $minor;
+        let mut whole = true;
+        let mut end = 0usize;
+        let mut align = 1usize;
         $(
             $(#[$cfg])?
-            let fp = fp
-                .str(stringify!($field))
-                .str(stringify!($fty))
-                .usize(core::mem::offset_of!($ty, $field))
-                .usize(size_of::<$fty>());
+            {
+                let since: u16 = 0 $(+ $since)?;
+                if since <= minor {
+                    let field_end = core::mem::offset_of!($ty, $field) + size_of::<$fty>();
+                    if field_end > end {
+                        end = field_end;
+                    }
+                    if align_of::<$fty>() > align {
+                        align = align_of::<$fty>();
+                    }
+                } else {
+                    whole = false;
+                }
+            }
+        )*
+        let (size, align) = if whole {
+            (size_of::<$ty>(), align_of::<$ty>())
+        } else {
+            (end.div_ceil(align) * align, align)
+        };
+        #[allow(unused_mut, reason = "a struct may list no field")]
+        let mut fp = $fp.str(stringify!($ty)).usize(size).usize(align);
+        $(
+            $(#[$cfg])?
+            {
+                let since: u16 = 0 $(+ $since)?;
+                if since <= minor {
+                    fp = fp
+                        .str(stringify!($field))
+                        .str(stringify!($fty))
+                        .usize(core::mem::offset_of!($ty, $field))
+                        .usize(size_of::<$fty>());
+                }
+            }
         )*
         fp
     }};
 }
 
-/// Fingerprint of every frozen ABI type of the connector kind, computed at compile time.
+/// Fingerprint of every frozen ABI type of the connector kind as this sdk defines them,
+/// computed at compile time: what a plugin built with it carries in its header.
 ///
-/// A plugin whose fingerprint differs from the host's was built against different type
-/// definitions under the same version number and is refused.
-pub const LAYOUT_FINGERPRINT: u64 = {
+/// A plugin whose fingerprint differs from the one the host expects for the plugin's minor
+/// version ([`layout_fingerprint_for`]) was built against different type definitions under
+/// the same version number and is refused.
+pub const LAYOUT_FINGERPRINT: u64 = layout_fingerprint(CONNECTOR_ABI.minor);
+
+/// The fingerprint a plugin built for `plugin` must carry to be loaded by a host of this
+/// sdk's [`CONNECTOR_ABI`], or `None` if the host does not accept that version at all.
+///
+/// Every minor the host accepts has its own: the frozen types as they were in that minor,
+/// without what later minors appended.
+pub const fn layout_fingerprint_for(plugin: AbiVersion) -> Option<u64> {
+    if CONNECTOR_ABI.accepts(plugin) {
+        Some(layout_fingerprint(plugin.minor))
+    } else {
+        None
+    }
+}
+
+/// The fingerprint of the frozen types as they were in minor `minor` of this major.
+const fn layout_fingerprint(minor: u16) -> u64 {
     let fp = Fingerprint::new()
         .str("weir connector abi")
         .usize(size_of::<usize>());
     let fp = layout!(
         fp,
+        minor,
         AbiVersion {
             major: u16,
             minor: u16
         }
     );
-    let fp = layout!(fp, AbiSlice { ptr: *const u8, len: usize });
+    let fp = layout!(fp, minor, AbiSlice { ptr: *const u8, len: usize });
     let fp = layout!(
         fp,
+        minor,
         PluginHeader {
             magic: [u8; 8],
             header_size: u32,
@@ -798,7 +919,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
             version: AbiSlice,
         }
     );
-    let fp = layout!(fp, ConnectorPluginDecl {
+    let fp = layout!(fp, minor, ConnectorPluginDecl {
         header: PluginHeader,
         capabilities: Capabilities,
         vtable: *const ConnectorVtable,
@@ -806,6 +927,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     });
     let fp = layout!(
         fp,
+        minor,
         ErrorReport {
             kind: ErrorKind,
             message: AbiSlice,
@@ -813,35 +935,39 @@ pub const LAYOUT_FINGERPRINT: u64 = {
             field_path: AbiSlice,
         }
     );
-    let fp = layout!(fp, ErrorSink {
+    let fp = layout!(fp, minor, ErrorSink {
         ctx: *mut c_void,
         report: Option<unsafe extern "C" fn(ctx: *mut c_void, report: &ErrorReport)>,
     });
-    let fp = layout!(fp, HostApi {
+    let fp = layout!(fp, minor, HostApi {
         struct_size: usize,
         ctx: *const c_void,
         log: Option<unsafe extern "C" fn(ctx: *const c_void, record: &LogRecord)>,
         request_shutdown: Option<unsafe extern "C" fn(ctx: *const c_void)>,
         max_level: LogLevel,
+        #[cfg(feature = "__abi-next-for-tests")]
+        @1 __next: usize,
     });
     let fp = layout!(
         fp,
+        minor,
         LogRecord {
             level: LogLevel,
             target: AbiSlice,
             message: AbiSlice
         }
     );
-    let fp = layout!(fp, CreateArgs {
+    let fp = layout!(fp, minor, CreateArgs {
         error: ErrorSink,
         config: AbiSlice,
         connector_id: AbiSlice,
-        host: HostApi,
+        host: *const HostApi,
         bound_as: Capabilities,
         instance: *mut c_void,
     });
     let fp = layout!(
         fp,
+        minor,
         EventId {
             stream: u64,
             pull: u64
@@ -849,19 +975,21 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     );
     let fp = layout!(
         fp,
+        minor,
         RawEvent {
             bytes: AbiSlice,
             stream: u64,
             meta: AbiSlice
         }
     );
-    let fp = layout!(fp, EventWriter {
+    let fp = layout!(fp, minor, EventWriter {
         ctx: *mut c_void,
         push: unsafe extern "C" fn(ctx: *mut c_void, event: &RawEvent) -> u64,
         end_stream: unsafe extern "C" fn(ctx: *mut c_void, stream: u64),
     });
     let fp = layout!(
         fp,
+        minor,
         PullArgs {
             error: ErrorSink,
             writer: EventWriter,
@@ -871,6 +999,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     );
     let fp = layout!(
         fp,
+        minor,
         RawEventView {
             bytes: AbiSlice,
             id: EventId,
@@ -880,7 +1009,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
             __drift: u64,
         }
     );
-    let fp = layout!(fp, SinkArgs {
+    let fp = layout!(fp, minor, SinkArgs {
         error: ErrorSink,
         events: *const RawEventView,
         len: usize,
@@ -890,6 +1019,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     });
     let fp = layout!(
         fp,
+        minor,
         NotifyArgs {
             error: ErrorSink,
             notice: Notice
@@ -897,6 +1027,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     );
     let fp = layout!(
         fp,
+        minor,
         ConnectArgs {
             error: ErrorSink,
             attempt: u32,
@@ -905,15 +1036,17 @@ pub const LAYOUT_FINGERPRINT: u64 = {
     );
     let fp = layout!(
         fp,
+        minor,
         Feedback {
             id: EventId,
             kind: FeedbackKind
         }
     );
-    let fp = layout!(fp, FeedbackArgs { error: ErrorSink, items: *const Feedback, len: usize });
-    let fp = layout!(fp, CloseArgs { error: ErrorSink });
-    let fp = layout!(fp, ExtensionArgs { id: u64, table: *const c_void });
-    let fp = layout!(fp, ConnectorVtable {
+    let fp =
+        layout!(fp, minor, FeedbackArgs { error: ErrorSink, items: *const Feedback, len: usize });
+    let fp = layout!(fp, minor, CloseArgs { error: ErrorSink });
+    let fp = layout!(fp, minor, ExtensionArgs { id: u64, table: *const c_void });
+    let fp = layout!(fp, minor, ConnectorVtable {
         connect: unsafe extern "C" fn(*mut c_void, &mut ConnectArgs) -> CallStatus,
         notify: unsafe extern "C" fn(*mut c_void, &mut NotifyArgs) -> CallStatus,
         pull: unsafe extern "C" fn(*mut c_void, &mut PullArgs) -> CallStatus,
@@ -924,7 +1057,7 @@ pub const LAYOUT_FINGERPRINT: u64 = {
         drop: unsafe extern "C" fn(*mut c_void),
     });
     fp.finish()
-};
+}
 
 // Pinned layouts of the types every host version must be able to read (x86_64 / aarch64).
 #[cfg(target_pointer_width = "64")]
@@ -961,6 +1094,27 @@ mod tests {
             Fingerprint::new().usize(1).finish(),
             Fingerprint::new().usize(2).finish()
         );
+    }
+
+    #[test]
+    fn each_accepted_minor_has_its_fingerprint() {
+        assert_eq!(
+            layout_fingerprint_for(CONNECTOR_ABI),
+            Some(LAYOUT_FINGERPRINT)
+        );
+        let newer = AbiVersion {
+            major: CONNECTOR_ABI.major,
+            minor: CONNECTOR_ABI.minor + 1,
+        };
+        assert_eq!(layout_fingerprint_for(newer), None);
+        let other_major = AbiVersion {
+            major: CONNECTOR_ABI.major + 1,
+            minor: 0,
+        };
+        assert_eq!(layout_fingerprint_for(other_major), None);
+        // Every minor's fingerprint differs from every other's once something was appended.
+        #[cfg(feature = "__abi-next-for-tests")]
+        assert_ne!(layout_fingerprint(0), layout_fingerprint(1));
     }
 
     #[test]

@@ -190,16 +190,9 @@ impl ConnectorContext {
     /// A context attached to no host: logs and shutdown requests go nowhere. For unit tests
     /// of a connector, or running one in-process without the ABI.
     pub fn detached(id: impl Into<String>) -> Self {
-        const NO_HOST: HostApi = HostApi {
-            struct_size: 0,
-            ctx: core::ptr::null(),
-            log: None,
-            request_shutdown: None,
-            max_level: LogLevel::OFF,
-        };
         Self {
             id: id.into(),
-            host: NO_HOST,
+            host: HostApi::ABSENT,
             bound_as: abi::Capabilities::NONE,
         }
     }

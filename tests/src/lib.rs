@@ -6,7 +6,8 @@
 //! - the example plugins of this workspace (`examples/*`), into the workspace's target dir;
 //! - the test plugins of `tests/fixtures`, three workspaces of their own (a plugin with
 //!   `panic = "abort"` needs its own profile; one built against a drifted sdk, its own
-//!   features), into `target/fixtures`.
+//!   features), into `target/fixtures`;
+//! - `abinext-host`, a host built as the next minor ABI version, a workspace of its own too.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -75,6 +76,28 @@ pub fn fixture_plugin(name: &str) -> PathBuf {
         }
     });
     fixtures_target.join("debug").join(library_file(name))
+}
+
+/// Path of `abinext-host` (`tests/fixtures/abinext-host`): a host built as the next minor
+/// ABI version would be (simulated with a test-only sdk feature), built on first use.
+pub fn abinext_host() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let fixtures_target = target_dir().join("fixtures");
+    BUILT.get_or_init(|| {
+        let fixtures = workspace_root().join("tests/fixtures");
+        let args: Vec<OsString> = vec![
+            "build".into(),
+            "--quiet".into(),
+            "--manifest-path".into(),
+            fixtures.join("abinext-host/Cargo.toml").into(),
+            "--target-dir".into(),
+            fixtures_target.clone().into(),
+        ];
+        cargo(&args, &fixtures);
+    });
+    fixtures_target
+        .join("debug")
+        .join(format!("abinext-host{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// Path of the test plugin `name` (a crate of the main `tests/fixtures` workspace) built with

@@ -77,3 +77,55 @@ fn current_plugins_report_the_sdk_abi_not_their_crate_version() {
     assert_eq!(plugin.info().abi, CONNECTOR_ABI);
     assert_eq!(plugin.info().sdk_version, env!("CARGO_PKG_VERSION"));
 }
+
+/// Runs the simulated next-minor host (`abinext-host`) on a plugin file; returns its exit
+/// code and what it printed.
+fn on_the_next_minor_host(plugin: &std::path::Path, config: &str) -> (Option<i32>, String) {
+    let output = std::process::Command::new(weir_tests::abinext_host())
+        .arg(plugin)
+        .arg(config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code(), stdout)
+}
+
+#[test]
+fn a_plugin_built_for_this_minor_loads_and_runs_on_the_next_minors_host() {
+    // Built against the real sdk (ABI 1.0), loaded by a host whose sdk appended a field to
+    // `HostApi` and moved to 1.1: the fingerprint of 1.0 is kept, the services are copied by
+    // size, and the connector runs.
+    let (code, stdout) = on_the_next_minor_host(
+        &weir_tests::example_plugin("metronome"),
+        r#"{"interval_ms":1}"#,
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    let next = AbiVersion {
+        major: CONNECTOR_ABI.major,
+        minor: CONNECTOR_ABI.minor + 1,
+    };
+    assert!(stdout.contains(&format!("host ABI {next}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("loaded metronome ABI {CONNECTOR_ABI}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pulled 1 events"), "{stdout}");
+}
+
+#[test]
+fn the_next_minors_host_still_refuses_layouts_that_do_not_match_their_version() {
+    // Claims 1.1 with the 1.0 layout: not what 1.1 is.
+    let (code, stdout) = on_the_next_minor_host(&fixture_plugin("minortoonew"), "{}");
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(
+        stdout.contains("layout fingerprint mismatch under the same version 1.1"),
+        "{stdout}"
+    );
+    // Claims 1.0 with a drifted layout.
+    let (code, stdout) = on_the_next_minor_host(&fixture_plugin("layoutmismatch"), "{}");
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(
+        stdout.contains("layout fingerprint mismatch under the same version 1.0"),
+        "{stdout}"
+    );
+}

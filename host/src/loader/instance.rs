@@ -360,24 +360,25 @@ impl Plugin {
         });
         let config = config.to_string();
         let mut errors = ErrorCollector::default();
+        let services = HostApi::new(
+            (&raw const *host).cast(),
+            Some(host_log),
+            Some(host_request_shutdown),
+            host_max_level(),
+        );
         let mut args = CreateArgs {
             error: errors.sink(),
             config: AbiSlice::from_str(&config),
             connector_id: AbiSlice::from_str(connector_id),
-            host: HostApi {
-                struct_size: size_of::<HostApi>(),
-                ctx: (&raw const *host).cast(),
-                log: Some(host_log),
-                request_shutdown: Some(host_request_shutdown),
-                max_level: host_max_level(),
-            },
+            host: &raw const services,
             bound_as: bound_as.to_abi(),
             instance: std::ptr::null_mut(),
         };
         // SAFETY: `decl` was validated at load time (in the image, `create` in an executable
         // segment) and the library is kept loaded by `self`. `args` borrows `config`,
-        // `connector_id` and `errors` for the call; `host` is boxed and handed to the
-        // instance below, so the `HostApi::ctx` pointer stays valid as long as the instance.
+        // `connector_id`, `services` and `errors` for the call; `host` is boxed and handed to
+        // the instance below, so the `HostApi::ctx` pointer stays valid as long as the
+        // instance.
         let status = unsafe { ((*self.inner.decl).create)(&mut args) };
         let error = |errors: &mut ErrorCollector, method| {
             instance_error(errors, status, method, connector_id, &info.name)

@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use weir_sdk::abi::{
     AbiSlice, CONNECTOR_ABI, CONNECTOR_VTABLE_LEN, Capabilities, ConnectorPluginDecl,
-    ConnectorVtable, ErrorKind, ErrorReport, ErrorSink, LAYOUT_FINGERPRINT, MAGIC, METADATA_SYMBOL,
-    MetadataFn, PanicStrategy, PluginHeader, PluginKind, TARGET,
+    ConnectorVtable, ErrorKind, ErrorReport, ErrorSink, MAGIC, METADATA_SYMBOL, MetadataFn,
+    PanicStrategy, PluginHeader, PluginKind, TARGET, layout_fingerprint_for,
 };
 
 use crate::error::LoadError;
@@ -250,19 +250,19 @@ fn validate(
             plugin: plugin_abi,
         });
     }
-    if !CONNECTOR_ABI.accepts(plugin_abi) {
+    // Step 7: layout fingerprint, as the frozen types were in the plugin's minor.
+    let Some(expected) = layout_fingerprint_for(plugin_abi) else {
         return Err(LoadError::AbiMinorTooNew {
             file: path(),
             host: CONNECTOR_ABI,
             plugin: plugin_abi,
         });
-    }
-    // Step 7: layout fingerprint.
-    if header_ref.layout_fingerprint != LAYOUT_FINGERPRINT {
+    };
+    if header_ref.layout_fingerprint != expected {
         return Err(LoadError::LayoutMismatch {
             file: path(),
             abi: plugin_abi,
-            host: LAYOUT_FINGERPRINT,
+            host: expected,
             plugin: header_ref.layout_fingerprint,
         });
     }

@@ -16,7 +16,11 @@
 //! 1. **Append fields** at the end of a struct that carries its own size: the plugin's
 //!    declaration (`PluginHeader::decl_size`) and the host's services
 //!    ([`HostApi::struct_size`](crate::abi::HostApi::struct_size)). The reader treats a field
-//!    the writer's size does not cover as absent (`None`, default behaviour).
+//!    the writer's size does not cover as absent (`None`, default behaviour). A struct that
+//!    grows is never embedded by value in another one, where growing would move the fields
+//!    after it: it is passed by pointer ([`CreateArgs::host`](crate::abi::CreateArgs::host)),
+//!    and the reader copies what it knows
+//!    ([`HostApi::copy_from`](crate::abi::HostApi::copy_from)).
 //! 2. **Add methods to a connector** through an *extension table*: a new `#[repr(C)]` struct of
 //!    function pointers with a new id, returned by
 //!    [`ConnectorFfi::extension`](crate::abi::ConnectorFfi::extension). A plugin built
@@ -41,15 +45,23 @@
 //!
 //! [`LAYOUT_FINGERPRINT`](crate::abi::LAYOUT_FINGERPRINT) is computed at compile time from the
 //! definition of every frozen type: names, declared field types, sizes, alignments and offsets.
-//! A change to any of them without a version bump changes the fingerprint, and the host refuses
-//! a plugin whose fingerprint differs from its own (`LoadError::LayoutMismatch`) instead of
-//! misreading its memory. So a version bump is never optional: when a frozen type changes, bump
-//! the major (or append as above and bump the minor) *and* expect the fingerprint to change.
+//! Each minor has its own: a field appended in minor `N` is marked `@N` in the layout list
+//! and left out of the fingerprints of earlier minors, whose struct sizes are then those of
+//! the prefix, so the fingerprint of 1.0 stays what 1.0 plugins carry.
+//! [`layout_fingerprint_for`](crate::abi::layout_fingerprint_for) gives the one a plugin of a
+//! given version must carry. A change to a frozen type without a version bump changes the
+//! fingerprint, and the host refuses a plugin whose fingerprint differs from the one for its
+//! version (`LoadError::LayoutMismatch`) instead of misreading its memory. So a version bump is
+//! never optional: when a frozen type changes, bump the major (or append as above, mark the
+//! new fields `@N` and bump the minor) *and* expect the fingerprint to change.
 //!
 //! ## Checklist for a minor bump
 //!
 //! - Append only; update the layout list in `abi.rs` (the compile-time completeness check
-//!   fails until you do).
+//!   fails until you do), marking each appended field with the new minor (`@1 field: T`).
 //! - Bump `CONNECTOR_ABI.minor`.
 //! - Freeze a copy of a plugin built against the previous minor as a test fixture, and test
-//!   that it still loads and runs on the new host.
+//!   that it still loads and runs on the new host. Until then, the test-only sdk feature
+//!   `__abi-next-for-tests` simulates the next minor (a field appended to `HostApi`), and
+//!   `tests/fixtures/abinext-host`, a host built with it, proves that the plugins of this
+//!   minor load and run on it (`tests/tests/versioning.rs`).
