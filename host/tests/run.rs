@@ -33,14 +33,17 @@ fn weir(args: &[&std::ffi::OsStr], rust_log: &str) -> Command {
     command
 }
 
-/// A directory holding only the `misbehave` test plugin (the fixtures' own directory also
-/// holds the faulty plugins, whose refusal would be logged by every run).
+/// A directory holding only the well-behaved test plugins `misbehave` and `transactional`
+/// (the fixtures' own directory also holds the faulty plugins, whose refusal would be
+/// logged by every run).
 fn misbehave_dir() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let plugin = fixture_plugin("misbehave");
         let dir = temp_dir("misbehave-plugin");
-        std::fs::copy(&plugin, dir.join(plugin.file_name().unwrap())).unwrap();
+        for name in ["misbehave", "transactional"] {
+            let plugin = fixture_plugin(name);
+            std::fs::copy(&plugin, dir.join(plugin.file_name().unwrap())).unwrap();
+        }
         dir
     })
 }
@@ -105,6 +108,13 @@ impl Running {
     fn signal(&self, signal: i32) {
         // SAFETY: sending a signal to our own child process, whose pid we just got.
         assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// Kills the process (SIGKILL: no drain, no cleanup) and waits for it.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.reader.take().unwrap().join().unwrap();
     }
 
     /// Waits for the exit (at most 60 s) and returns the status, the time it took and the
@@ -663,4 +673,87 @@ fn a_tcp_server_out_of_file_descriptors_pauses_accepting_instead_of_spinning() {
         "one aggregated warning a second at most, not one per attempt: {warnings} in {stderr}"
     );
     drop(clients);
+}
+
+#[test]
+fn acknowledged_tcp_delivery_loses_nothing_when_the_server_is_killed_and_restarted() {
+    let dir = temp_dir("tcp-acks");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let received = dir.join("received.txt");
+    let server = dir.join("server.toml");
+    std::fs::write(
+        &server,
+        format!(
+            "[[connector]]\nid = \"net\"\nplugin = \"tcp\"\ncodec = \"string\"\n\
+             preprocessors = [\"lines\"]\n\
+             config = {{ mode = \"server\", address = \"127.0.0.1:{port}\", acks = true }}\n\
+             [[connector]]\nid = \"out\"\nplugin = \"file\"\ncodec = \"string\"\n\
+             postprocessors = [\"lines\"]\nconfig = {{ path = {} }}\n\
+             [[binding]]\nfrom = \"net\"\nto = [\"out\"]\n",
+            lit(&received)
+        ),
+    )
+    .unwrap();
+    const COUNT: u64 = 3000;
+    let client = dir.join("client.toml");
+    std::fs::write(
+        &client,
+        format!(
+            "[[connector]]\nid = \"numbers\"\nplugin = \"transactional\"\n\
+             config = {{ count = {COUNT}, record = {} }}\n\
+             [[connector]]\nid = \"net\"\nplugin = \"tcp\"\npostprocessors = [\"lines\"]\n\
+             config = {{ mode = \"client\", address = \"127.0.0.1:{port}\", acks = true, \
+             reconnect_initial_ms = 20, reconnect_max_ms = 200, ack_timeout_ms = 2000 }}\n\
+             [[binding]]\nfrom = \"numbers\"\nto = [\"net\"]\n",
+            lit(&dir.join("record.txt"))
+        ),
+    )
+    .unwrap();
+    let lines = || {
+        std::fs::read_to_string(&received)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let first = Running::start(&server, &[]);
+    first.wait_until("the server to listen", |log| log.contains("listening"));
+    let sender = Running::start(&client, &[]);
+    first.wait_until("some numbers received", |_| lines() >= 300);
+    // No drain, no flush: whatever it had read and not delivered is gone.
+    first.kill();
+    let at_kill = lines();
+    let second = Running::start(&server, &[]);
+    let (status, _, client_log) = sender.finish();
+    second.signal(libc::SIGINT);
+    let (server_status, _, server_log) = second.finish();
+    assert_eq!(status.code(), Some(0), "{client_log}");
+    assert_eq!(server_status.code(), Some(0), "{server_log}");
+    assert!(
+        client_log.contains("connection lost"),
+        "the client saw the server go: {client_log}"
+    );
+    let text = std::fs::read_to_string(&received).unwrap();
+    let mut seen = vec![false; COUNT as usize];
+    for line in text.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        seen[value["n"].as_u64().unwrap() as usize] = true;
+    }
+    let missing: Vec<usize> = (0..seen.len()).filter(|&n| !seen[n]).collect();
+    assert!(
+        missing.is_empty(),
+        "{} numbers acked by the client never reached the server's sink (first: {:?}); \
+         {at_kill} lines when the first server was killed",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    eprintln!(
+        "{COUNT} numbers across a server kill: {} lines received ({} duplicates), {at_kill} before the kill",
+        text.lines().count(),
+        text.lines().count() as u64 - COUNT
+    );
 }

@@ -344,3 +344,20 @@ fn mistyped_names_get_a_suggestion() {
     }
     assert_eq!(errors.len(), expected.len(), "{errors:#?}");
 }
+
+#[test]
+fn a_tcp_client_with_acks_cannot_be_a_source() {
+    let errors = check(
+        "[[connector]]\nid = \"net\"\nplugin = \"tcp\"\n\
+         config = { mode = \"client\", address = \"127.0.0.1:1\", acks = true }\n\
+         [[connector]]\nid = \"print\"\nplugin = \"stdout\"\n\
+         [[binding]]\nfrom = \"net\"\nto = [\"print\"]\n",
+    );
+    assert_error(
+        &errors,
+        4,
+        10,
+        "connector[0].config",
+        "a client with `acks` cannot be a source",
+    );
+}

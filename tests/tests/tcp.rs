@@ -62,6 +62,18 @@ fn start(
     (stop_tx, handle)
 }
 
+/// Polls `condition` every 10 ms for at most 30 s; panics naming `what` otherwise.
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn connect(port: u16) -> TcpStream {
     for _ in 0..200 {
         if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
@@ -109,7 +121,9 @@ fn server_streams_each_connection_into_a_sink() {
         }
     }
     drop(clients);
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for("150 lines written", || {
+        std::fs::read_to_string(&output).is_ok_and(|text| text.lines().count() == 150)
+    });
     stop.send(()).unwrap();
     let report = handle.join().unwrap();
     let text = std::fs::read_to_string(&output).unwrap();

@@ -21,11 +21,23 @@
 //! feeding it pause) and the client reconnects with exponential backoff; the breaker opens
 //! again once it is connected.
 //!
-//! **What an ack means**: the event's bytes were written to the socket, that is, accepted
-//! into the kernel's send buffer. TCP has no application-level acknowledgement: a peer that
-//! closes or restarts can lose what was in that buffer or in its own unread input, and the
-//! events were acked all the same. Use a connector with its own acknowledgements (a broker)
-//! where that matters.
+//! **What an ack means**: by default, the event's bytes were written to the socket, that is,
+//! accepted into the kernel's send buffer. TCP has no application-level acknowledgement: a
+//! peer that closes or restarts can lose what was in that buffer or in its own unread input,
+//! and the events were acked all the same.
+//!
+//! **Acknowledged delivery** (`acks = true`, on the client and on the server): the server
+//! writes `ack <offset>\n` back on a connection once every byte up to `offset` of what the
+//! connection sent went through its pipeline and was delivered by its sinks; the client acks
+//! a batch only once the server has acknowledged all of it, within `ack_timeout_ms`, and
+//! otherwise fails the batch (its source resends it) and reconnects. A server that crashes
+//! or restarts loses nothing the client acked: delivery is at-least-once across the
+//! connection (an event may arrive twice). When the server's pipeline fails an event, the
+//! server closes that connection, since it cannot resend what it received, and the client
+//! resends what was not acknowledged. In this mode what the server sends back is
+//! acknowledgements, so a client cannot be a source and a server cannot be a sink. Each
+//! batch waits for its acknowledgement: throughput is about one batch per round trip
+//! through the server's pipeline.
 //!
 //! ```toml
 //! [connector.config]
@@ -35,19 +47,27 @@
 //! reconnect_max_ms = 5000
 //! write_timeout_ms = 5000    # a write blocked this long fails the event
 //! max_connections = 1024     # server: connections open at once
+//! acks = false               # acknowledged delivery (both ends)
+//! ack_timeout_ms = 5000      # client with acks: longest wait for a batch's acknowledgement
 //! ```
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
+mod acks;
+mod warnings;
+
+use std::collections::{BTreeMap, HashMap};
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use weir_sdk::{
-    Connector, ConnectorContext, Error, Event, PullStatus, Result, SinkContext, SinkReply,
+    Connector, ConnectorContext, Error, Event, EventId, PullStatus, Result, SinkContext, SinkReply,
     SourceBatch, connector_plugin, tracing,
 };
+
+use acks::{Received, Sent};
+use warnings::Warnings;
 
 /// Server or client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -79,6 +99,14 @@ pub struct Config {
     /// Server: how many connections may be open at once.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Acknowledged delivery: the server acknowledges what its pipeline delivered, the
+    /// client acks only what was acknowledged. Both ends must set it.
+    #[serde(default)]
+    pub acks: bool,
+    /// Client with `acks`: how long a batch may wait for its acknowledgement, in
+    /// milliseconds, before it fails and the client reconnects.
+    #[serde(default = "default_ack_timeout_ms")]
+    pub ack_timeout_ms: u64,
 }
 
 fn default_reconnect_initial_ms() -> u64 {
@@ -92,6 +120,9 @@ fn default_write_timeout_ms() -> u64 {
 }
 fn default_max_connections() -> usize {
     1024
+}
+fn default_ack_timeout_ms() -> u64 {
+    5000
 }
 
 /// The client's stream id for what the server sends back.
@@ -118,36 +149,21 @@ pub struct Tcp {
     read_from: u64,
     refused: Warnings,
     accept_failures: Warnings,
-}
-
-/// A warning said at most once a second, with how many times it happened meanwhile.
-#[derive(Debug, Default)]
-struct Warnings {
-    last: Option<Instant>,
-    count: u64,
-}
-
-impl Warnings {
-    /// Counts one occurrence; returns the count to report if a warning is due now.
-    fn note(&mut self) -> Option<u64> {
-        self.count += 1;
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < Duration::from_secs(1))
-        {
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.count))
-    }
+    /// Server with `acks`: per connection, what awaits its verdict.
+    received: HashMap<u64, Received>,
+    /// Server: connections closed outside a pull, whose streams end at the next pull.
+    ended: Vec<u64>,
+    /// Client with `acks`: what the server acknowledged of the connection.
+    sent: Sent,
+    /// Client with `acks`: events of the current batch were written, not yet acknowledged.
+    unconfirmed: bool,
 }
 
 #[connector_plugin(name = "tcp")]
 impl Connector for Tcp {
     type Config = Config;
 
-    fn new(config: Config, _ctx: &ConnectorContext) -> Result<Self> {
+    fn new(config: Config, ctx: &ConnectorContext) -> Result<Self> {
         if config.reconnect_initial_ms == 0 || config.reconnect_max_ms < config.reconnect_initial_ms
         {
             return Err(Error::new(
@@ -156,6 +172,24 @@ impl Connector for Tcp {
         }
         if config.max_connections == 0 {
             return Err(Error::new("`max_connections` must be at least 1"));
+        }
+        if config.acks {
+            match config.mode {
+                Mode::Client if ctx.is_bound_as_source() => {
+                    return Err(Error::permanent(
+                        "a client with `acks` cannot be a source: what the server sends back are acknowledgements",
+                    ));
+                }
+                Mode::Server if ctx.is_bound_as_sink() => {
+                    return Err(Error::permanent(
+                        "a server with `acks` cannot be a sink: what it sends back are acknowledgements",
+                    ));
+                }
+                _ => {}
+            }
+            if config.ack_timeout_ms == 0 {
+                return Err(Error::new("`ack_timeout_ms` must be at least 1"));
+            }
         }
         Ok(Self {
             config,
@@ -168,6 +202,10 @@ impl Connector for Tcp {
             read_from: 0,
             refused: Warnings::default(),
             accept_failures: Warnings::default(),
+            received: HashMap::new(),
+            ended: Vec::new(),
+            sent: Sent::default(),
+            unconfirmed: false,
         })
     }
 
@@ -191,28 +229,23 @@ impl Connector for Tcp {
 
     fn pull(&mut self, _ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
         self.accept();
-        let mut closed = Vec::new();
+        let mut closed = std::mem::take(&mut self.ended);
+        let mut reader = Reader {
+            buffer: &mut self.buffer,
+            closed: &mut closed,
+            received: self.config.acks.then_some(&mut self.received),
+        };
         // Take turns: start after the stream that filled the last batch.
         let from = self.read_from;
-        let full = read_into(
-            self.connections.range_mut(from..),
-            batch,
-            &mut self.buffer,
-            &mut closed,
-        )
-        .or_else(|| {
-            read_into(
-                self.connections.range_mut(..from),
-                batch,
-                &mut self.buffer,
-                &mut closed,
-            )
-        });
+        let full = reader
+            .read_into(self.connections.range_mut(from..), batch)
+            .or_else(|| reader.read_into(self.connections.range_mut(..from), batch));
         if let Some(id) = full {
             self.read_from = id + 1;
         }
         for id in closed {
             self.connections.remove(&id);
+            self.received.remove(&id);
             batch.end_stream(id);
         }
         Ok(if batch.is_empty() {
@@ -220,6 +253,39 @@ impl Connector for Tcp {
         } else {
             PullStatus::Ready
         })
+    }
+
+    fn on_ack(&mut self, _ctx: &ConnectorContext, id: EventId) -> Result<()> {
+        let Some(offset) = self
+            .received
+            .get_mut(&id.stream)
+            .and_then(|received| received.acked(id.pull))
+        else {
+            return Ok(());
+        };
+        let Some(stream) = self.connections.get_mut(&id.stream) else {
+            return Ok(());
+        };
+        let line = format!("ack {offset}\n");
+        let timeout = Duration::from_millis(self.config.write_timeout_ms);
+        if let Err(e) = write_all(stream, line.as_bytes(), timeout) {
+            tracing::warn!(stream = id.stream, error = %e, "cannot acknowledge: connection closed");
+            self.close(id.stream);
+        }
+        Ok(())
+    }
+
+    fn on_fail(&mut self, _ctx: &ConnectorContext, id: EventId) -> Result<()> {
+        if self.received.contains_key(&id.stream) {
+            // What this connection sent cannot be resent from here: closing it makes the
+            // client resend everything not acknowledged.
+            tracing::warn!(
+                stream = id.stream,
+                "an event of the connection was not delivered: closing it, the client resends"
+            );
+            self.close(id.stream);
+        }
+        Ok(())
     }
 
     fn on_event(&mut self, ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
@@ -235,16 +301,34 @@ impl Connector for Tcp {
         };
         let timeout = Duration::from_millis(self.config.write_timeout_ms);
         if let Err(e) = write_all(stream, event.bytes, timeout) {
-            self.connections.remove(&stream_id);
-            if self.config.mode == Mode::Client {
-                let delay = Duration::from_millis(self.config.reconnect_initial_ms);
-                self.reconnect_at = Some((Instant::now() + delay, delay));
-                ctx.close_circuit();
-                tracing::warn!(error = %e, "connection lost: reconnecting");
+            match self.config.mode {
+                Mode::Client => self.lose_connection(ctx, &e.to_string()),
+                Mode::Server => self.close(stream_id),
             }
             return Err(Error::new(format!("write failed: {e}")));
         }
+        if self.config.acks {
+            self.sent.wrote(event.bytes.len());
+            self.unconfirmed = true;
+        }
         Ok(SinkReply::Ack)
+    }
+
+    fn on_batch_end(&mut self, ctx: &mut SinkContext<'_>) -> Result<()> {
+        if !std::mem::take(&mut self.unconfirmed) {
+            return Ok(());
+        }
+        let Some(stream) = self.connections.get_mut(&CLIENT_STREAM) else {
+            return Err(Error::new(
+                "connection lost before the server acknowledged the batch",
+            ));
+        };
+        let deadline = Instant::now() + Duration::from_millis(self.config.ack_timeout_ms);
+        if let Err(e) = self.sent.wait(stream, deadline) {
+            self.lose_connection(ctx, &e);
+            return Err(Error::new(format!("batch not acknowledged: {e}")));
+        }
+        Ok(())
     }
 
     fn on_tick(&mut self, ctx: &mut SinkContext<'_>) -> Result<()> {
@@ -257,6 +341,7 @@ impl Connector for Tcp {
         match self.dial() {
             Ok(stream) => {
                 tracing::info!(address = %self.config.address, "reconnected");
+                self.sent = Sent::default();
                 self.connections.insert(CLIENT_STREAM, stream);
                 self.reconnect_at = None;
                 ctx.open_circuit();
@@ -272,6 +357,24 @@ impl Connector for Tcp {
 }
 
 impl Tcp {
+    /// Server: closes a connection; its stream ends at the next pull.
+    fn close(&mut self, stream: u64) {
+        if self.connections.remove(&stream).is_some() {
+            self.ended.push(stream);
+        }
+        self.received.remove(&stream);
+    }
+
+    /// Client: the connection broke; pause the sources (close the breaker) and reconnect.
+    fn lose_connection(&mut self, ctx: &mut SinkContext<'_>, why: &str) {
+        self.connections.remove(&CLIENT_STREAM);
+        self.sent = Sent::default();
+        let delay = Duration::from_millis(self.config.reconnect_initial_ms);
+        self.reconnect_at = Some((Instant::now() + delay, delay));
+        ctx.close_circuit();
+        tracing::warn!(error = why, "connection lost: reconnecting");
+    }
+
     /// Server: accepts what waits, within `max_connections`, unless accepting is paused.
     fn accept(&mut self) {
         let Some(listener) = &self.listener else {
@@ -346,38 +449,50 @@ impl Tcp {
     }
 }
 
-/// Reads what `connections` have into `batch` until it is full; returns the id of the
-/// stream that filled it. Streams that ended or failed go to `closed`.
-fn read_into<'a>(
-    connections: impl Iterator<Item = (&'a u64, &'a mut TcpStream)>,
-    batch: &mut SourceBatch<'_>,
-    buffer: &mut [u8],
-    closed: &mut Vec<u64>,
-) -> Option<u64> {
-    for (&id, stream) in connections {
-        loop {
-            match stream.read(buffer) {
-                Ok(0) => {
-                    closed.push(id);
-                    break;
-                }
-                Ok(n) => {
-                    batch.push_to_stream(id, &buffer[..n]);
-                    if batch.is_full() {
-                        return Some(id);
+/// What one pull reads into: the read buffer, the streams that ended, and with `acks`,
+/// what each connection sent in which pull.
+struct Reader<'a> {
+    buffer: &'a mut [u8],
+    closed: &'a mut Vec<u64>,
+    received: Option<&'a mut HashMap<u64, Received>>,
+}
+
+impl Reader<'_> {
+    /// Reads what `connections` have into `batch` until it is full; returns the id of the
+    /// stream that filled it. Streams that ended or failed go to `closed`.
+    fn read_into<'c>(
+        &mut self,
+        connections: impl Iterator<Item = (&'c u64, &'c mut TcpStream)>,
+        batch: &mut SourceBatch<'_>,
+    ) -> Option<u64> {
+        for (&id, stream) in connections {
+            loop {
+                match stream.read(self.buffer) {
+                    Ok(0) => {
+                        self.closed.push(id);
+                        break;
                     }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    tracing::warn!(stream = id, error = %e, "connection failed");
-                    closed.push(id);
-                    break;
+                    Ok(n) => {
+                        let event = batch.push_to_stream(id, &self.buffer[..n]);
+                        if let Some(received) = self.received.as_deref_mut() {
+                            received.entry(id).or_default().read(event.pull, n);
+                        }
+                        if batch.is_full() {
+                            return Some(id);
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        tracing::warn!(stream = id, error = %e, "connection failed");
+                        self.closed.push(id);
+                        break;
+                    }
                 }
             }
         }
+        None
     }
-    None
 }
 
 /// Writes everything to a non-blocking socket, waiting while it is full, up to `timeout`.
