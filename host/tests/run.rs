@@ -6,18 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use weir_tests::{example_plugin, fixture_plugin};
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weir-run-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn lit(path: &Path) -> String {
-    serde_json::to_string(&path.to_str().unwrap()).unwrap()
-}
+use weir_tests::{example_plugin, fixture_plugin, temp_dir, toml_path};
 
 fn weir(args: &[&std::ffi::OsStr], rust_log: &str) -> Command {
     let plugins = example_plugin("metronome").parent().unwrap().to_owned();
@@ -39,7 +28,7 @@ fn weir(args: &[&std::ffi::OsStr], rust_log: &str) -> Command {
 fn misbehave_dir() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = temp_dir("misbehave-plugin");
+        let dir = temp_dir("run-misbehave-plugin");
         for name in ["misbehave", "transactional"] {
             let plugin = fixture_plugin(name);
             std::fs::copy(&plugin, dir.join(plugin.file_name().unwrap())).unwrap();
@@ -166,7 +155,7 @@ fn final_metric(stderr: &str, connector: &str, key: &str) -> u64 {
 
 #[test]
 fn ctrl_c_drains_every_event_in_flight_and_exits_cleanly() {
-    let dir = temp_dir("ctrlc");
+    let dir = temp_dir("run-ctrlc");
     let (pipeline, output) = (dir.join("pipeline.toml"), dir.join("out.txt"));
     std::fs::write(
         &pipeline,
@@ -175,7 +164,7 @@ fn ctrl_c_drains_every_event_in_flight_and_exits_cleanly() {
              [[connector]]\nid = \"out\"\nplugin = \"file\"\npostprocessors = [\"lines\"]\n\
              config = {{ path = {}, mode = \"write\" }}\n\
              [[binding]]\nfrom = \"tick\"\nto = [\"out\"]\n",
-            lit(&output)
+            toml_path(&output)
         ),
     )
     .unwrap();
@@ -215,7 +204,7 @@ fn ctrl_c_drains_every_event_in_flight_and_exits_cleanly() {
 
 #[test]
 fn a_plugins_tracing_events_appear_in_the_host_log_with_its_connector_id() {
-    let dir = temp_dir("tracing");
+    let dir = temp_dir("run-tracing");
     let pipeline = dir.join("pipeline.toml");
     std::fs::write(
         &pipeline,
@@ -251,7 +240,7 @@ fn a_plugins_tracing_events_appear_in_the_host_log_with_its_connector_id() {
 
 #[test]
 fn run_reports_config_errors_with_locations_and_exits_1() {
-    let dir = temp_dir("config");
+    let dir = temp_dir("run-config");
     let pipeline = dir.join("pipeline.toml");
     std::fs::write(&pipeline, "[[connector]]\nid = \"a\"\nplugin = \"nope\"\n").unwrap();
     let output = weir(&["run".as_ref(), pipeline.as_os_str()], "warn")
@@ -274,7 +263,7 @@ fn run_reports_config_errors_with_locations_and_exits_1() {
 
 #[test]
 fn sigint_ends_a_run_whose_plugin_blocks_within_the_deadlines_naming_it() {
-    let dir = temp_dir("blocked");
+    let dir = temp_dir("run-blocked");
     let record = dir.join("calls.txt");
     let pipeline = write_pipeline(
         &dir,
@@ -283,7 +272,7 @@ fn sigint_ends_a_run_whose_plugin_blocks_within_the_deadlines_naming_it() {
              config = {{ record = {}, block_in = \"pull\" }}\n\
              [[connector]]\nid = \"out\"\nplugin = \"stdout\"\n\
              [[binding]]\nfrom = \"stuck\"\nto = [\"out\"]\n",
-            lit(&record)
+            toml_path(&record)
         ),
     );
     let running = Running::start(&pipeline, &["--drain-timeout", "1", "--stop-timeout", "1"]);
@@ -308,7 +297,7 @@ fn sigint_ends_a_run_whose_plugin_blocks_within_the_deadlines_naming_it() {
 
 #[test]
 fn a_second_sigint_exits_at_once() {
-    let dir = temp_dir("second-sigint");
+    let dir = temp_dir("run-second-sigint");
     let record = dir.join("calls.txt");
     let pipeline = write_pipeline(
         &dir,
@@ -317,7 +306,7 @@ fn a_second_sigint_exits_at_once() {
              [[connector]]\nid = \"slow\"\nplugin = \"misbehave\"\n\
              config = {{ record = {}, block_in = \"on_stop\" }}\n\
              [[binding]]\nfrom = \"tick\"\nto = [\"slow\"]\n",
-            lit(&record)
+            toml_path(&record)
         ),
     );
     let running = Running::start(&pipeline, &["--stop-timeout", "600"]);
@@ -338,14 +327,14 @@ fn a_second_sigint_exits_at_once() {
 
 #[test]
 fn a_missing_input_file_fails_the_run_at_once_naming_the_connector() {
-    let dir = temp_dir("missing-input");
+    let dir = temp_dir("run-missing-input");
     let pipeline = write_pipeline(
         &dir,
         &format!(
             "[[connector]]\nid = \"in\"\nplugin = \"file\"\nconfig = {{ path = {} }}\n\
              [[connector]]\nid = \"out\"\nplugin = \"stdout\"\n\
              [[binding]]\nfrom = \"in\"\nto = [\"out\"]\n",
-            lit(&dir.join("nope.jsonl"))
+            toml_path(&dir.join("nope.jsonl"))
         ),
     );
     let output = weir(&["run".as_ref(), pipeline.as_os_str()], "warn")
@@ -361,7 +350,7 @@ fn a_missing_input_file_fails_the_run_at_once_naming_the_connector() {
 
 #[test]
 fn check_reports_a_file_connector_whose_mode_contradicts_its_bindings() {
-    let dir = temp_dir("mode");
+    let dir = temp_dir("run-mode");
     let pipeline = write_pipeline(
         &dir,
         "[[connector]]\nid = \"tick\"\nplugin = \"metronome\"\n\
@@ -425,7 +414,7 @@ fn memory_bounded_run(test: &str, input: &[u8], preprocessors: &str) -> (u64, St
              preprocessors = [{preprocessors}]\nconfig = {{ path = {} }}\n\
              [[connector]]\nid = \"out\"\nplugin = \"misbehave\"\ncodec = \"string\"\n\
              [[binding]]\nfrom = \"in\"\nto = [\"out\"]\n",
-            lit(&data)
+            toml_path(&data)
         ),
     );
     let output = weir(&["run".as_ref(), pipeline.as_os_str()], "error")
@@ -505,7 +494,7 @@ fn tcp_lines_server_with(
              [[connector]]\nid = \"out\"\nplugin = \"file\"\ncodec = \"string\"\n\
              postprocessors = [\"lines\"]\nconfig = {{ path = {} }}\n\
              [[binding]]\nfrom = \"net\"\nto = [\"out\"]\n",
-            lit(&output)
+            toml_path(&output)
         ),
     );
     let running = Running::start_with(&pipeline, &[], configure);
@@ -677,7 +666,7 @@ fn a_tcp_server_out_of_file_descriptors_pauses_accepting_instead_of_spinning() {
 
 #[test]
 fn acknowledged_tcp_delivery_loses_nothing_when_the_server_is_killed_and_restarted() {
-    let dir = temp_dir("tcp-acks");
+    let dir = temp_dir("run-tcp-acks");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -694,7 +683,7 @@ fn acknowledged_tcp_delivery_loses_nothing_when_the_server_is_killed_and_restart
              [[connector]]\nid = \"out\"\nplugin = \"file\"\ncodec = \"string\"\n\
              postprocessors = [\"lines\"]\nconfig = {{ path = {} }}\n\
              [[binding]]\nfrom = \"net\"\nto = [\"out\"]\n",
-            lit(&received)
+            toml_path(&received)
         ),
     )
     .unwrap();
@@ -709,7 +698,7 @@ fn acknowledged_tcp_delivery_loses_nothing_when_the_server_is_killed_and_restart
              config = {{ mode = \"client\", address = \"127.0.0.1:{port}\", acks = true, \
              reconnect_initial_ms = 20, reconnect_max_ms = 200, ack_timeout_ms = 2000 }}\n\
              [[binding]]\nfrom = \"numbers\"\nto = [\"net\"]\n",
-            lit(&dir.join("record.txt"))
+            toml_path(&dir.join("record.txt"))
         ),
     )
     .unwrap();

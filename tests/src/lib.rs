@@ -14,6 +14,47 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// A fresh, empty directory `weir-NAME-PID` under the system's temporary directory (what a
+/// previous run left there is removed first).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weir-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a temporary directory");
+    dir
+}
+
+/// `path` as a TOML basic string (quoted and escaped), for pipeline files written by tests.
+///
+/// # Panics
+/// If `path` is not UTF-8.
+pub fn toml_path(path: &Path) -> String {
+    let text = path.to_str().expect("a UTF-8 path");
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", c as u32)),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// Polls `condition` every 10 ms until it holds; panics naming `what` after 30 s.
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Example plugins of the workspace, by package name.
 pub const EXAMPLES: &[&str] = &[
     "blackhole",

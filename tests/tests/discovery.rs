@@ -3,18 +3,11 @@
 use std::path::PathBuf;
 
 use weir_host::discovery::{PluginPath, PluginRepository};
-use weir_tests::example_plugin;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weir-discovery-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use weir_tests::{example_plugin, temp_dir};
 
 #[test]
 fn scans_flat_skips_non_plugins_and_resolves_name_clashes() {
-    let (first, second) = (temp_dir("first"), temp_dir("second"));
+    let (first, second) = (temp_dir("discovery-first"), temp_dir("discovery-second"));
     let metronome = example_plugin("metronome");
     // The same plugin in two directories (copies, so that each is its own image), a file
     // that only pretends to be a library, and a plugin in a subdirectory (not scanned).

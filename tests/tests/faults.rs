@@ -11,23 +11,12 @@ use weir_host::config::PipelineSpec;
 use weir_host::discovery::{PluginPath, PluginRepository};
 use weir_host::pipeline::Pipeline;
 use weir_host::runtime::{self, RunReport, RuntimeOptions};
-use weir_tests::{example_plugin, fixture_plugin};
+use weir_tests::{example_plugin, fixture_plugin, temp_dir, toml_path};
 
 fn repository() -> PluginRepository {
     let examples = example_plugin("file").parent().unwrap().to_owned();
     let fixtures = fixture_plugin("misbehave").parent().unwrap().to_owned();
     PluginRepository::scan(&PluginPath::from_dirs([examples, fixtures]))
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weir-faults-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn lit(path: &Path) -> String {
-    serde_json::to_string(&path.to_str().unwrap()).unwrap()
 }
 
 fn pipeline(toml: &str) -> Pipeline {
@@ -130,11 +119,11 @@ fn a_connector_whose_on_start_always_panics_is_given_up_and_the_run_ends() {
 
 #[test]
 fn a_pull_that_never_returns_is_abandoned_and_named_after_the_deadlines() {
-    let dir = temp_dir("blocked-pull");
+    let dir = temp_dir("faults-blocked-pull");
     let record = dir.join("calls.txt");
     let toml = misbehave(
         "in",
-        &format!("record = {}, block_in = \"pull\"", lit(&record)),
+        &format!("record = {}, block_in = \"pull\"", toml_path(&record)),
     ) + &misbehave("out", "")
         + BIND;
     let options = quick();
@@ -156,11 +145,14 @@ fn a_pull_that_never_returns_is_abandoned_and_named_after_the_deadlines() {
 
 #[test]
 fn a_slow_sink_with_a_backlog_gets_nothing_more_after_the_drain_deadline() {
-    let dir = temp_dir("slow-sink");
+    let dir = temp_dir("faults-slow-sink");
     let record = dir.join("sink.txt");
     // 4096 events in flight at 20 ms each would take 80 s to deliver.
     let toml = misbehave("in", "")
-        + &misbehave("out", &format!("record = {}, slow_ms = 20", lit(&record)))
+        + &misbehave(
+            "out",
+            &format!("record = {}, slow_ms = 20", toml_path(&record)),
+        )
         + BIND;
     let (report, elapsed) = run(
         &toml,
@@ -189,12 +181,12 @@ fn a_slow_sink_with_a_backlog_gets_nothing_more_after_the_drain_deadline() {
 
 #[test]
 fn a_sink_that_never_connects_is_never_handed_an_event() {
-    let dir = temp_dir("never-connects");
+    let dir = temp_dir("faults-never-connects");
     let record = dir.join("sink.txt");
     let toml = misbehave("in", "")
         + &misbehave(
             "out",
-            &format!("record = {}, connect = \"never\"", lit(&record)),
+            &format!("record = {}, connect = \"never\"", toml_path(&record)),
         )
         + BIND;
     let (report, _) = run(
@@ -215,11 +207,11 @@ fn a_sink_that_never_connects_is_never_handed_an_event() {
 
 #[test]
 fn a_permanent_connect_error_ends_the_run_with_the_connector_named() {
-    let dir = temp_dir("missing-input");
+    let dir = temp_dir("faults-missing-input");
     let toml = format!(
         "[[connector]]\nid = \"in\"\nplugin = \"file\"\ncodec = \"string\"\n\
          config = {{ path = {} }}\n",
-        lit(&dir.join("does-not-exist.txt"))
+        toml_path(&dir.join("does-not-exist.txt"))
     ) + &misbehave("out", "")
         + BIND;
     let (report, elapsed) = run(
@@ -259,7 +251,7 @@ fn a_sink_dead_for_good_stops_its_sources_and_the_run_ends() {
 
 #[test]
 fn a_full_disk_fails_the_events_and_the_run_and_acks_nothing() {
-    let dir = temp_dir("full-disk");
+    let dir = temp_dir("faults-full-disk");
     let input = dir.join("in.txt");
     let lines: String = (0..5000).map(|i| format!("line {i}\n")).collect();
     std::fs::write(&input, lines).unwrap();
@@ -279,7 +271,7 @@ fn a_full_disk_fails_the_events_and_the_run_and_acks_nothing() {
         postprocessors = ["lines"]
         config = {{ path = "/dev/full", mode = "write" }}
         "#,
-        lit(&input)
+        toml_path(&input)
     ) + BIND;
     let (report, _) = run(
         &toml,
@@ -321,12 +313,12 @@ fn a_failing_on_stop_fails_the_run_naming_the_connector() {
 
 #[test]
 fn a_sink_that_fails_everything_is_backed_off_not_spun() {
-    let dir = temp_dir("resend-storm");
+    let dir = temp_dir("faults-resend-storm");
     let record = dir.join("source.txt");
     let toml = format!(
         "[[connector]]\nid = \"in\"\nplugin = \"transactional\"\ncodec = \"string\"\n\
          config = {{ count = 10, record = {} }}\n",
-        lit(&record)
+        toml_path(&record)
     ) + &misbehave("out", "fail_events = true")
         + BIND;
     // The source resends every fail at once: over two seconds, an unthrottled sink would

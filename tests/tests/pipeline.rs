@@ -1,26 +1,19 @@
 //! Pipelines of real plugins over real files: what `weir run` guarantees.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use weir_host::config::PipelineSpec;
 use weir_host::discovery::{PluginPath, PluginRepository};
 use weir_host::pipeline::Pipeline;
 use weir_host::runtime::{self, RunReport, RuntimeOptions, StopReason};
-use weir_tests::{example_plugin, fixture_plugin};
+use weir_tests::{example_plugin, fixture_plugin, temp_dir, toml_path};
 
 fn repository() -> PluginRepository {
     let examples = example_plugin("file").parent().unwrap().to_owned();
     let fixtures = fixture_plugin("transactional").parent().unwrap().to_owned();
     PluginRepository::scan(&PluginPath::from_dirs([examples, fixtures]))
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weir-pipeline-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn run_with(toml: &str, options: RuntimeOptions) -> RunReport {
@@ -53,10 +46,6 @@ fn metrics<'r>(report: &'r RunReport, id: &str) -> &'r runtime::MetricsSnapshot 
 }
 
 /// A TOML string literal for a path.
-fn lit(path: &Path) -> String {
-    serde_json::to_string(&path.to_str().unwrap()).unwrap()
-}
-
 fn copy(
     input: &Path,
     output: &Path,
@@ -85,8 +74,8 @@ fn copy(
         from = "in"
         to = ["out"]
         "#,
-        lit(input),
-        lit(output)
+        toml_path(input),
+        toml_path(output)
     ))
 }
 
@@ -99,7 +88,7 @@ fn sample_lines() -> Vec<u8> {
 
 #[test]
 fn file_copy_by_lines_is_byte_identical() {
-    let dir = temp_dir("lines");
+    let dir = temp_dir("pipeline-lines");
     let (input, output) = (dir.join("in.txt"), dir.join("out.txt"));
     std::fs::write(&input, sample_lines()).unwrap();
     // Small chunks, so lines straddle chunk boundaries.
@@ -116,7 +105,7 @@ fn file_copy_by_lines_is_byte_identical() {
 
 #[test]
 fn file_copy_of_binary_data_is_byte_identical() {
-    let dir = temp_dir("binary");
+    let dir = temp_dir("pipeline-binary");
     let (input, output) = (dir.join("in.bin"), dir.join("out.bin"));
     let data: Vec<u8> = (0..300_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -128,7 +117,7 @@ fn file_copy_of_binary_data_is_byte_identical() {
 
 #[test]
 fn gzip_round_trip_through_two_pipelines() {
-    let dir = temp_dir("gzip");
+    let dir = temp_dir("pipeline-gzip");
     let (input, compressed, back) = (dir.join("in.txt"), dir.join("out.gz"), dir.join("back.txt"));
     std::fs::write(&input, sample_lines()).unwrap();
     copy(
@@ -157,7 +146,7 @@ fn gzip_round_trip_through_two_pipelines() {
 
 #[test]
 fn base64_round_trip_through_two_pipelines() {
-    let dir = temp_dir("base64");
+    let dir = temp_dir("pipeline-base64");
     let (input, encoded, back) = (
         dir.join("in.txt"),
         dir.join("out.b64"),
@@ -217,7 +206,7 @@ fn transactional(count: u64, record: &Path, commands: &str) -> String {
         codec = "binary"
         config = {{ count = {count}, record = {}, commands = {{ {commands} }} }}
         "#,
-        lit(record)
+        toml_path(record)
     )
 }
 
@@ -230,13 +219,13 @@ fn cb(id: &str, record: &Path, extra: &str) -> String {
         codec = "binary"
         config = {{ record = {} {extra} }}
         "#,
-        lit(record)
+        toml_path(record)
     )
 }
 
 #[test]
 fn fan_out_delivers_every_event_to_every_sink() {
-    let dir = temp_dir("fanout");
+    let dir = temp_dir("pipeline-fanout");
     let toml = transactional(500, &dir.join("source.txt"), "")
         + &cb("a", &dir.join("a.txt"), "")
         + &cb("b", &dir.join("b.txt"), "")
@@ -254,7 +243,7 @@ fn fan_out_delivers_every_event_to_every_sink() {
 
 #[test]
 fn fan_in_merges_sources_into_one_sink() {
-    let dir = temp_dir("fanin");
+    let dir = temp_dir("pipeline-fanin");
     let toml = transactional(100, &dir.join("one.txt"), "")
         .replace("id = \"source\"", "id = \"one\"")
         + &transactional(150, &dir.join("two.txt"), "").replace("id = \"source\"", "id = \"two\"")
@@ -268,7 +257,7 @@ fn fan_in_merges_sources_into_one_sink() {
 
 #[test]
 fn fails_reach_the_source_with_the_right_ids_and_resent_events_arrive() {
-    let dir = temp_dir("fails");
+    let dir = temp_dir("pipeline-fails");
     let (source_record, sink_record) = (dir.join("source.txt"), dir.join("sink.txt"));
     let toml = transactional(20, &source_record, r#""3" = "fail", "7" = "fail""#)
         + &cb("sink", &sink_record, "")
@@ -299,7 +288,7 @@ fn fails_reach_the_source_with_the_right_ids_and_resent_events_arrive() {
 
 #[test]
 fn a_closed_breaker_pauses_the_source_and_nothing_is_lost_when_it_reopens() {
-    let dir = temp_dir("breaker");
+    let dir = temp_dir("pipeline-breaker");
     let sink_record = dir.join("sink.txt");
     let toml = transactional(300, &dir.join("source.txt"), r#""50" = "close""#)
         + &cb("sink", &sink_record, ", reopen_after_ms = 200")
@@ -336,7 +325,7 @@ fn a_closed_breaker_pauses_the_source_and_nothing_is_lost_when_it_reopens() {
 
 #[test]
 fn malformed_json_goes_to_the_err_port_while_good_lines_pass() {
-    let dir = temp_dir("errport");
+    let dir = temp_dir("pipeline-errport");
     let (input, good, errors) = (
         dir.join("in.jsonl"),
         dir.join("good.txt"),
@@ -371,8 +360,8 @@ fn malformed_json_goes_to_the_err_port_while_good_lines_pass() {
         from = "in/err"
         to = ["errors"]
         "#,
-        lit(&input),
-        lit(&errors)
+        toml_path(&input),
+        toml_path(&errors)
     ) + &cb("good", &good, "");
     let report = run(&toml);
     assert_eq!(delivered(&good), [(1, 1), (2, 1), (3, 1)].into());
@@ -401,7 +390,7 @@ fn malformed_json_goes_to_the_err_port_while_good_lines_pass() {
 
 #[test]
 fn a_panicking_connector_is_restarted_and_the_rest_keeps_flowing() {
-    let dir = temp_dir("panic");
+    let dir = temp_dir("pipeline-panic");
     let input = dir.join("in.txt");
     std::fs::write(&input, "a\nb\npanic\nc\nd\n").unwrap();
     let toml = format!(
@@ -433,7 +422,7 @@ fn a_panicking_connector_is_restarted_and_the_rest_keeps_flowing() {
         from = "tick"
         to = ["sink"]
         "#,
-        lit(&input)
+        toml_path(&input)
     ) + &cb("sink", &dir.join("sink.txt"), "");
     let report = run(&toml);
     let fragile = metrics(&report, "fragile");
@@ -453,7 +442,7 @@ fn a_panicking_connector_is_restarted_and_the_rest_keeps_flowing() {
 
 #[test]
 fn a_connector_that_keeps_panicking_is_stopped_and_reported_while_the_rest_flows() {
-    let dir = temp_dir("giveup");
+    let dir = temp_dir("pipeline-giveup");
     let toml = r#"
         [[connector]]
         id = "doomed"

@@ -2,14 +2,14 @@
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use weir_host::config::PipelineSpec;
 use weir_host::discovery::{PluginPath, PluginRepository};
 use weir_host::pipeline::Pipeline;
 use weir_host::runtime::{self, RunReport, RuntimeOptions};
-use weir_tests::{example_plugin, fixture_plugin};
+use weir_tests::{example_plugin, fixture_plugin, temp_dir, toml_path, wait_for};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -17,17 +17,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weir-tcp-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn lit(path: &Path) -> String {
-    serde_json::to_string(&path.to_str().unwrap()).unwrap()
 }
 
 /// Runs the pipeline on a background thread until `stop` is sent (or it finishes).
@@ -62,18 +51,6 @@ fn start(
     (stop_tx, handle)
 }
 
-/// Polls `condition` every 10 ms for at most 30 s; panics naming `what` otherwise.
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !condition() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waited 30 s for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn connect(port: u16) -> TcpStream {
     for _ in 0..200 {
         if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
@@ -90,7 +67,7 @@ fn connect(port: u16) -> TcpStream {
 #[test]
 fn server_streams_each_connection_into_a_sink() {
     let port = free_port();
-    let dir = temp_dir("server");
+    let dir = temp_dir("tcp-server");
     let output = dir.join("out.txt");
     let (stop, handle) = start(format!(
         r#"
@@ -112,7 +89,7 @@ fn server_streams_each_connection_into_a_sink() {
         from = "server"
         to = ["out"]
         "#,
-        lit(&output)
+        toml_path(&output)
     ));
     let mut clients: Vec<TcpStream> = (0..3).map(|_| connect(port)).collect();
     for round in 0..50 {
