@@ -153,7 +153,8 @@ impl Sink {
         let mut encoded = std::mem::take(&mut self.encoded);
         encoded.clear();
         // Where each delivered event's bytes are: in the value itself or in `encoded`.
-        let mut locations: Vec<(u32, Option<std::ops::Range<usize>>)> = Vec::new();
+        let mut locations: Vec<(u32, Option<std::ops::Range<usize>>)> =
+            Vec::with_capacity(batch.events.len() - *next);
         let mut slice_bytes = 0;
         while *next < batch.events.len() && slice_bytes < DELIVERY_SLICE {
             let index = *next;
