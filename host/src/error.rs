@@ -257,6 +257,26 @@ impl LoadError {
             | Self::InvalidCapabilities { file, .. } => file,
         }
     }
+
+    /// The reason alone, without the file name in front.
+    pub fn reason(&self) -> String {
+        let text = self.to_string();
+        let prefix = format!("{}: ", self.file().display());
+        text.strip_prefix(&prefix)
+            .map_or_else(|| text.clone(), str::to_owned)
+    }
+
+    /// Whether the file is simply not a Weir plugin (not a shared object for this machine,
+    /// or one without the metadata function): found out from the file, without loading it.
+    pub fn is_not_a_plugin(&self) -> bool {
+        matches!(
+            self,
+            Self::NotAFile { .. }
+                | Self::BadSize { .. }
+                | Self::NotSharedObject { .. }
+                | Self::MissingMetadataSymbol { .. }
+        )
+    }
 }
 
 /// Why a call into a connector instance failed. The instance is named by its connector id

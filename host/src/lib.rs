@@ -25,6 +25,7 @@
 
 #![deny(unsafe_code)]
 
+mod advice;
 pub mod codec;
 pub mod config;
 pub mod discovery;
@@ -40,6 +41,7 @@ pub mod processor;
 pub mod runtime;
 mod suggest;
 
+pub use advice::Advice;
 pub use error::{CallError, LoadError};
 pub use field_path::{FieldPath, FieldSegment};
 pub use loader::{

@@ -2,7 +2,7 @@
 //! found here, before anything starts.
 
 use crate::config::{ConfigError, ConfigErrors, PipelineSpec};
-use crate::discovery::PluginRepository;
+use crate::discovery::{PluginRepository, ResolveError};
 use crate::error::CallError;
 use crate::field_path::FieldPath;
 use crate::loader::{Plugin, Sides};
@@ -34,9 +34,9 @@ impl Pipeline {
         let mut errors: Vec<ConfigError> = Vec::new();
         let mut plugins = Vec::with_capacity(spec.connectors.len());
         for (index, connector) in spec.connectors.iter().enumerate() {
-            match repository.get(&connector.plugin) {
-                Some(plugin) => plugins.push(Some(plugin.clone())),
-                None => {
+            match repository.resolve(&connector.plugin) {
+                Ok(plugin) => plugins.push(Some(plugin.clone())),
+                Err(ResolveError::Unknown { name }) => {
                     let available = repository.names();
                     let available = if available.is_empty() {
                         "none found on the plugin path".to_owned()
@@ -46,11 +46,14 @@ impl Pipeline {
                     errors.push(spec.plugin_error(
                         index,
                         format!(
-                            "unknown plugin `{}` (available: {available}){}",
-                            connector.plugin,
-                            did_you_mean(&connector.plugin, repository.names())
+                            "unknown plugin `{name}` (available: {available}){}",
+                            did_you_mean(&name, repository.names())
                         ),
                     ));
+                    plugins.push(None);
+                }
+                Err(other) => {
+                    errors.push(spec.plugin_error(index, other.to_string()));
                     plugins.push(None);
                 }
             }

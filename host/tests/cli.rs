@@ -138,3 +138,147 @@ fn help_explains_the_commands() {
     let out = weir(&["plugins".as_ref(), "inspect".as_ref()]);
     assert_eq!(out.status.code(), Some(2), "missing FILE is a usage error");
 }
+
+fn copy_to(plugin: &std::path::Path, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let to = dir.join(name);
+    std::fs::copy(plugin, &to).unwrap();
+    to
+}
+
+#[test]
+fn the_plugin_path_is_flags_then_environment_then_pipeline_file_then_executable_dir() {
+    let root = weir_tests::temp_dir("cli-path-order");
+    let metronome = example_plugin("metronome");
+    let (a, b, c) = (root.join("a"), root.join("b"), root.join("pipeline/c"));
+    let in_a = copy_to(&metronome, &a, "libmetronome.so");
+    let in_b = copy_to(&metronome, &b, "libmetronome.so");
+    let in_c = copy_to(&metronome, &c, "libmetronome.so");
+    let pipeline = root.join("pipeline/p.toml");
+    std::fs::write(
+        &pipeline,
+        "plugin_path = [\"c\"]\n[[connector]]\nid = \"x\"\nplugin = \"metronome\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["plugins", "list", "--json", "--pipeline"])
+        .arg(&pipeline)
+        .arg("--plugin-dir")
+        .arg(&a)
+        .env("WEIR_PLUGIN_PATH", &b)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dirs: Vec<&str> = listing["plugin_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let exe_dir = std::path::Path::new(env!("CARGO_BIN_EXE_weir"))
+        .parent()
+        .unwrap();
+    assert_eq!(
+        dirs,
+        [
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            c.to_str().unwrap(),
+            exe_dir.to_str().unwrap()
+        ]
+    );
+    let status = |file: &std::path::Path| {
+        listing["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["file"] == file.to_str().unwrap())
+            .unwrap_or_else(|| panic!("{} not listed: {listing}", file.display()))
+            .clone()
+    };
+    assert_eq!(status(&in_a)["status"], "ok");
+    for shadowed in [&in_b, &in_c] {
+        assert_eq!(status(shadowed)["status"], "shadowed");
+        assert_eq!(status(shadowed)["shadowed_by"], in_a.to_str().unwrap());
+    }
+    assert_eq!(status(&in_a)["name"], "metronome");
+    assert_eq!(status(&in_a)["abi"], "1.0");
+}
+
+#[test]
+fn list_and_doctor_show_every_status_with_advice() {
+    let dir = weir_tests::temp_dir("cli-statuses");
+    let ok = copy_to(&fixture_plugin("counter"), &dir, "libcounter.so");
+    let newer = copy_to(&fixture_plugin("counter-v2"), &dir, "libcounter_v2.so");
+    let shadowed = copy_to(
+        &fixture_plugin("counter"),
+        &dir.join("old"),
+        "libcounter.so",
+    );
+    let incompatible = copy_to(
+        &fixture_plugin("versionmismatch"),
+        &dir,
+        "libversionmismatch.so",
+    );
+    let not_a_plugin = copy_to(&fixture_plugin("missing"), &dir, "libmissing.so");
+    let list = weir(&[
+        "plugins".as_ref(),
+        "list".as_ref(),
+        "--plugin-dir".as_ref(),
+        dir.as_os_str(),
+    ]);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let printed = text(&list.stdout);
+    let line = |file: &std::path::Path| {
+        printed
+            .lines()
+            .find(|l| l.contains(&format!("{}  ", file.display())))
+            .unwrap_or_else(|| panic!("{} not listed:\n{printed}", file.display()))
+            .to_owned()
+    };
+    assert!(line(&ok).starts_with("counter "), "{printed}");
+    assert!(line(&ok).ends_with("  ok"), "{printed}");
+    assert!(line(&newer).contains("0.2.0"), "{printed}");
+    assert!(
+        line(&newer).ends_with("  ok"),
+        "both versions are usable: {printed}"
+    );
+    assert!(
+        line(&shadowed).ends_with(&format!("shadowed by {}", ok.display())),
+        "{printed}"
+    );
+    assert!(
+        line(&incompatible).contains("incompatible: ABI major version mismatch"),
+        "{printed}"
+    );
+    assert!(
+        line(&not_a_plugin).contains("not a plugin: not a Weir plugin"),
+        "{printed}"
+    );
+
+    let doctor = weir(&["plugins".as_ref(), "doctor".as_ref(), dir.as_os_str()]);
+    assert_eq!(
+        doctor.status.code(),
+        Some(1),
+        "an incompatible plugin: {doctor:?}"
+    );
+    let advice = text(&doctor.stdout);
+    for expected in [
+        "for you:            the plugin was built for connector ABI 2.0, this host implements 1.0",
+        "for its author:     rebuild the plugin with weir-sdk 1.x",
+        "for you:            this library is not a Weir plugin (it is never loaded)",
+        &format!("counter 0.1.0 is also in {}", ok.display()),
+        &format!(
+            "{}: ok: counter 0.2.0, connector (source), ABI 1.0",
+            newer.display()
+        ),
+    ] {
+        assert!(
+            advice.contains(expected),
+            "missing {expected:?} in:\n{advice}"
+        );
+    }
+    let healthy = weir(&["plugins".as_ref(), "doctor".as_ref(), ok.as_os_str()]);
+    assert!(healthy.status.success(), "{healthy:?}");
+}

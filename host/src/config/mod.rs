@@ -169,6 +169,9 @@ pub struct PipelineSpec {
     pub bindings: Vec<BindingSpec>,
     /// The graph the bindings make, built once.
     pub graph: BindingGraph,
+    /// Plugin directories the file asks for (`plugin_path = [...]`), relative ones taken
+    /// from the file's directory; searched after `--plugin-dir` and `WEIR_PLUGIN_PATH`.
+    pub plugin_path: Vec<PathBuf>,
     source: String,
 }
 
@@ -211,13 +214,19 @@ impl PipelineSpec {
     /// # Errors
     /// As [`read`](Self::read).
     pub fn parse(file: &Path, source: String) -> Result<Self, ConfigErrors> {
-        let (connectors, bindings) = parse::parse(file, &source).map_err(ConfigErrors::sorted)?;
+        let parse::Parsed {
+            connectors,
+            bindings,
+            plugin_path,
+        } = parse::parse(file, &source).map_err(ConfigErrors::sorted)?;
         let graph = BindingGraph::new(connectors.len(), &bindings);
+        let base = file.parent().unwrap_or(Path::new(""));
         let spec = Self {
             file: file.to_owned(),
             connectors,
             bindings,
             graph,
+            plugin_path: plugin_path.iter().map(|dir| base.join(dir)).collect(),
             source,
         };
         let cycles: Vec<ConfigError> = spec

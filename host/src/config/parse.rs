@@ -29,12 +29,17 @@ const CONNECTOR_KEYS: [&str; 8] = [
     "reconnect",
 ];
 
-/// Walks a pipeline document: the connectors and bindings it defines, or every problem
-/// found (in the order found).
-pub(super) fn parse(
-    file: &Path,
-    source: &str,
-) -> Result<(Vec<ConnectorSpec>, Vec<BindingSpec>), Vec<ConfigError>> {
+/// What a pipeline document defines.
+pub(super) struct Parsed {
+    pub(super) connectors: Vec<ConnectorSpec>,
+    pub(super) bindings: Vec<BindingSpec>,
+    /// `plugin_path = [...]`, as written.
+    pub(super) plugin_path: Vec<String>,
+}
+
+/// Walks a pipeline document: what it defines, or every problem found (in the order
+/// found).
+pub(super) fn parse(file: &Path, source: &str) -> Result<Parsed, Vec<ConfigError>> {
     let mut cx = Cx {
         file,
         source,
@@ -51,6 +56,7 @@ pub(super) fn parse(
     };
     let mut connectors = Vec::new();
     let mut raw_bindings = Vec::new();
+    let mut plugin_path = Vec::new();
     for (key, value) in root.get_ref() {
         match key.get_ref().as_ref() {
             "connector" => {
@@ -61,12 +67,13 @@ pub(super) fn parse(
                 }
             }
             "binding" => raw_bindings = cx.array_of_tables(value, "binding"),
+            "plugin_path" => plugin_path = cx.strings(value, "plugin_path"),
             other => cx.error(
                 key.span(),
                 other,
                 format!(
-                    "unknown key `{other}`: a pipeline file has `[[connector]]` and `[[binding]]` tables{}",
-                    did_you_mean(other, ["connector", "binding"])
+                    "unknown key `{other}`: a pipeline file has `plugin_path`, `[[connector]]` and `[[binding]]` tables{}",
+                    did_you_mean(other, ["connector", "binding", "plugin_path"])
                 ),
             ),
         }
@@ -93,7 +100,11 @@ pub(super) fn parse(
         .filter_map(|(index, table)| cx.binding(index, table, &connectors))
         .collect();
     if cx.errors.is_empty() {
-        Ok((connectors, bindings))
+        Ok(Parsed {
+            connectors,
+            bindings,
+            plugin_path,
+        })
     } else {
         Err(cx.errors)
     }
@@ -575,6 +586,26 @@ impl Cx<'_> {
             },
             serde_json::Value::Number,
         )
+    }
+
+    /// An array of strings (each reported where it is wrong).
+    fn strings(&mut self, value: &Spanned<DeValue<'_>>, path: &str) -> Vec<String> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.error(
+                value.span(),
+                path,
+                format!(
+                    "`{path}` must be an array of strings, found {}",
+                    type_name(value.get_ref())
+                ),
+            );
+            return Vec::new();
+        };
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.string(item, &format!("{path}[{i}]")))
+            .collect()
     }
 
     fn string(&mut self, value: &Spanned<DeValue<'_>>, path: &str) -> Option<String> {
