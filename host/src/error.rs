@@ -258,6 +258,35 @@ impl LoadError {
         }
     }
 
+    /// The file, to name another one (the original of a private copy).
+    pub(crate) fn file_mut(&mut self) -> &mut PathBuf {
+        match self {
+            Self::Io { file, .. }
+            | Self::NotAFile { file }
+            | Self::BadSize { file, .. }
+            | Self::NotSharedObject { file, .. }
+            | Self::MissingMetadataSymbol { file, .. }
+            | Self::MetadataSymbolNotFunction { file, .. }
+            | Self::Dlopen { file, .. }
+            | Self::MetadataPanicked { file, .. }
+            | Self::NullMetadata { file }
+            | Self::Misaligned { file, .. }
+            | Self::NullPointer { file, .. }
+            | Self::PointerOutsideImage { file, .. }
+            | Self::BadMagic { file, .. }
+            | Self::TooSmall { file, .. }
+            | Self::UnsupportedKind { file, .. }
+            | Self::AbiMajorMismatch { file, .. }
+            | Self::AbiMinorTooNew { file, .. }
+            | Self::LayoutMismatch { file, .. }
+            | Self::PanicAbort { file }
+            | Self::UnknownPanicStrategy { file, .. }
+            | Self::TargetMismatch { file, .. }
+            | Self::InvalidString { file, .. }
+            | Self::InvalidCapabilities { file, .. } => file,
+        }
+    }
+
     /// The reason alone, without the file name in front.
     pub fn reason(&self) -> String {
         let text = self.to_string();

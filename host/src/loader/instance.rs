@@ -374,6 +374,8 @@ impl Plugin {
             bound_as: bound_as.to_abi(),
             instance: std::ptr::null_mut(),
         };
+        // The plugin's connector code runs from here on: its image must stay mapped for good.
+        self.retain_image();
         // SAFETY: `decl` was validated at load time (in the image, `create` in an executable
         // segment) and the library is kept loaded by `self`. `args` borrows `config`,
         // `connector_id`, `services` and `errors` for the call; `host` is boxed and handed to

@@ -36,6 +36,28 @@
 //! events are copied by host callbacks. A library is never unloaded while an instance created
 //! from it is alive.
 //!
+//! ## Unloading: never, once a plugin's code ran
+//!
+//! `dlclose` is unsound for a library that may have left anything behind: thread-locals with
+//! destructors (which glibc runs at thread exit, into unmapped code), threads of its own,
+//! callbacks registered with other libraries, pointers handed out. On glibc it is often a
+//! silent no-op anyway. So the host's policy is:
+//!
+//! - a library from which an instance was ever created is **never unloaded**: when a new
+//!   version replaces it (a reload), the old image stays mapped until the process exits;
+//! - a library only screened and validated (only its metadata function ran, on the loading
+//!   thread) is unloaded when its last handle drops, so a plugin path scan maps nothing for
+//!   good.
+//!
+//! A reload loads the new file from a private copy (the dynamic loader would hand back the
+//! image already loaded for a path it has seen), so each reload retains one image. Measured
+//! (`tests/tests/reload.rs`, 200 reloads in one process, each creating and running an
+//! instance): about 510 KiB of resident memory per retained image for a 657 KiB release
+//! build, 830 KiB for an 8 MiB debug build.
+//!
+//! Plugin-global state (a `static`, a `OnceLock`, a thread-local) belongs to one image: a new
+//! version starts with its own, fresh. Nothing of it survives a reload.
+//!
 //! ## What a plugin must not do
 //!
 //! - Keep a borrowed event, batch or context beyond the call it was given in (the types'
