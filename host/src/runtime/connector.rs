@@ -28,6 +28,7 @@ use super::metrics::Metrics;
 use super::sink::Sink;
 use super::source::Source;
 use super::supervisor::{Supervisor, Verdict, notify};
+use super::upgrade::{Step, Upgrade, UpgradeRequest};
 use super::{RuntimeOptions, WorldEvent};
 use crate::codec::Value;
 use crate::config::{ConnectorSpec, Links};
@@ -82,6 +83,8 @@ pub(crate) enum Msg {
     /// A sink this source feeds failed for good: nothing is sent to it any more.
     SinkDead(usize),
     Control(Control),
+    /// Run another plugin from now on (see [`super::upgrade`]).
+    Upgrade(UpgradeRequest),
 }
 
 /// Lifecycle commands from the world.
@@ -182,6 +185,8 @@ struct Connector {
     supervisor: Supervisor,
     source: Source,
     sink: Sink,
+    /// An upgrade to another plugin under way.
+    upgrade: Option<Upgrade>,
     draining: bool,
     shutdown_reported: bool,
 }
@@ -205,6 +210,7 @@ impl ConnectorThread {
             shared,
             inbox: self.inbox,
             supervisor: Supervisor::new(),
+            upgrade: None,
             draining: false,
             shutdown_reported: false,
         };
@@ -237,6 +243,7 @@ impl Connector {
                     self.crashed(&error);
                 }
             }
+            self.step_upgrade();
             self.work();
             let wait = self.next_wakeup().saturating_duration_since(Instant::now());
             if wait.is_zero() {
@@ -266,7 +273,7 @@ impl Connector {
         }
         if self
             .source
-            .next_pull(&self.shared, self.draining)
+            .next_pull(&self.shared, self.pulls_stopped())
             .is_some_and(|at| at <= now)
         {
             let incarnation = self.supervisor.incarnation;
@@ -290,15 +297,68 @@ impl Connector {
         }
     }
 
+    /// Whether the source is not pulled: the pipeline drains, or the instance does for an
+    /// upgrade.
+    fn pulls_stopped(&self) -> bool {
+        self.draining || self.upgrade.as_ref().is_some_and(Upgrade::is_draining)
+    }
+
+    /// Moves an upgrade on, if one is under way and a step is due.
+    fn step_upgrade(&mut self) {
+        let Some(upgrade) = &mut self.upgrade else {
+            return;
+        };
+        if upgrade.next_step() > Instant::now() && !upgrade.is_draining() {
+            return;
+        }
+        let paused = self.source.is_paused();
+        match upgrade.step(
+            &mut self.shared,
+            &mut self.supervisor,
+            &mut self.source,
+            paused,
+        ) {
+            Step::Pending => {}
+            Step::Done => self.upgrade = None,
+            Step::Crashed(error) => {
+                self.upgrade = None;
+                self.crashed(&error);
+            }
+        }
+    }
+
+    /// An upgrade asked of this connector: started, done at once (the instance is not
+    /// running), or refused.
+    fn begin_upgrade(&mut self, request: UpgradeRequest) {
+        let refusal = if self.draining {
+            Some("the pipeline is shutting down".to_owned())
+        } else if self.upgrade.is_some() {
+            Some("an upgrade of this connector is already under way".to_owned())
+        } else if self.supervisor.is_dead() {
+            Some("the connector failed for good".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            let _ = request.reply.send(Err(why));
+            return;
+        }
+        self.upgrade = Some(Upgrade::new(request, &self.shared));
+        self.step_upgrade();
+    }
+
     fn next_wakeup(&self) -> Instant {
         let mut at = Instant::now() + IDLE_WAIT;
         if let Some(next_try) = self.supervisor.next_try() {
             at = at.min(next_try);
         }
+        if let Some(upgrade) = &self.upgrade {
+            at = at.min(upgrade.next_step());
+        }
         if self.supervisor.is_running() {
             let due = [
                 self.sink.next_delivery(),
-                self.source.next_pull(&self.shared, self.draining),
+                self.source.next_pull(&self.shared, self.pulls_stopped()),
                 self.sink.next_tick(&self.shared),
             ];
             for next in due.into_iter().flatten() {
@@ -332,7 +392,11 @@ impl Connector {
                 self.source.sink_dead(&self.shared, sink);
                 self.source.report_progress(&self.shared, self.draining);
             }
+            Msg::Upgrade(request) => self.begin_upgrade(request),
             Msg::Control(Control::Drain) => {
+                if let Some(upgrade) = self.upgrade.take() {
+                    upgrade.abort(&self.shared, "the pipeline is shutting down".to_owned());
+                }
                 if !self.draining {
                     self.draining = true;
                     if self.shared.routes.is_source()
@@ -418,8 +482,16 @@ impl Connector {
                         tracing::warn!(connector = %self.shared.id(), %error, "ack/fail handling failed at stop");
                     }
                 }
+                Msg::Upgrade(request) => {
+                    let _ = request
+                        .reply
+                        .send(Err("the connector is stopping".to_owned()));
+                }
                 Msg::Circuit { .. } | Msg::SinkDead(_) | Msg::Control(_) => {}
             }
+        }
+        if let Some(upgrade) = self.upgrade.take() {
+            upgrade.abort(&self.shared, "the connector is stopping".to_owned());
         }
         self.sink.fail_waiting(&self.shared);
         if let Err(error) = self

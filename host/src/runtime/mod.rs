@@ -15,10 +15,12 @@
 
 mod backoff;
 mod connector;
+mod control;
 mod metrics;
 mod sink;
 mod source;
 mod supervisor;
+mod upgrade;
 mod world;
 
 use std::collections::BTreeSet;
@@ -29,6 +31,9 @@ use tokio::sync::mpsc::unbounded_channel;
 
 pub use backoff::Backoff;
 pub use connector::{Batch, Event};
+pub use control::{
+    Command, Commands, ConnectorStatus, Controller, Upgraded, channel as control_channel,
+};
 pub use metrics::{Metrics, MetricsSnapshot};
 
 use crate::pipeline::Pipeline;
@@ -96,6 +101,8 @@ pub(crate) enum WorldEvent {
     GaveUp(usize, String),
     /// A connector's thread is done; with the error of `on_stop` or of closing, if any.
     Stopped { index: usize, error: Option<String> },
+    /// A connector runs another plugin now; the world records it, then answers.
+    Upgraded(Box<upgrade::Switched>),
 }
 
 /// Why a run ended.
@@ -149,6 +156,18 @@ pub async fn run(
     options: RuntimeOptions,
     interrupt: impl std::future::Future<Output = ()>,
 ) -> RunReport {
+    let (_controller, commands) = control::channel();
+    run_controlled(pipeline, options, interrupt, commands).await
+}
+
+/// [`run`], taking [`Command`]s while it runs (from the [`Controller`] made with
+/// `commands` by [`control_channel`]).
+pub async fn run_controlled(
+    pipeline: Pipeline,
+    options: RuntimeOptions,
+    interrupt: impl std::future::Future<Output = ()>,
+    commands: Commands,
+) -> RunReport {
     let options = Arc::new(options);
     let n = pipeline.spec.connectors.len();
     let (world_tx, world_rx) = unbounded_channel();
@@ -191,8 +210,9 @@ pub async fn run(
     let sources: BTreeSet<usize> = (0..n)
         .filter(|i| pipeline.spec.graph.links(*i).is_source())
         .collect();
-    let world = World::new(ids, peers, metrics, sources, options);
-    let (report, stopped) = world.run(world_rx, interrupt).await;
+    let plugins = pipeline.plugins.iter().map(|p| p.info().clone()).collect();
+    let world = World::new(ids, plugins, peers, metrics, sources, options);
+    let (report, stopped) = world.run(world_rx, interrupt, commands.0).await;
     for (index, thread) in threads.into_iter().enumerate() {
         // Threads that reported `Stopped` are done but for returning; the others are
         // abandoned (blocked in a plugin call) and never joined.

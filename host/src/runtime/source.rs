@@ -166,6 +166,21 @@ impl Source {
         self.cursor < self.pulled.len() || self.finishing
     }
 
+    /// Whether nothing pulled awaits routing or a verdict.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.in_flight_events == 0 && !self.routing()
+    }
+
+    /// How many events await their verdict.
+    pub(crate) fn in_flight_events(&self) -> usize {
+        self.in_flight_events
+    }
+
+    /// A new instance replaced the old one: pull it at once.
+    pub(crate) fn resume_after_upgrade(&mut self) {
+        self.pull_now();
+    }
+
     /// The connector failed for good.
     pub(crate) fn died(&mut self) {
         self.dead = true;

@@ -136,18 +136,7 @@ impl Supervisor {
                 return Ok(false);
             }
         }
-        let mut notices = vec![Notice::Start];
-        if paused && shared.routes.is_source() {
-            notices.push(Notice::CircuitClosed);
-        }
-        for notice in notices {
-            if let Err(error) = notify(instance, shared, notice) {
-                if error.is_poisoning() || error.is_permanent() {
-                    return Err(error);
-                }
-                tracing::warn!(connector = %shared.id(), %error, "lifecycle notice failed");
-            }
-        }
+        super::upgrade::start(instance, shared, paused)?;
         self.life = Life::Running;
         tracing::debug!(connector = %shared.id(), incarnation = self.incarnation, "connector running");
         Ok(true)
@@ -196,6 +185,20 @@ impl Supervisor {
             next_try: Instant::now() + delay,
         };
         Verdict::Restarting
+    }
+
+    /// Takes the instance out, with whether it had been started, for an upgrade to stop it.
+    pub(crate) fn take_instance(&mut self) -> Option<(ConnectorInstance, bool)> {
+        let started = self.life == Life::Running;
+        self.instance.take().map(|instance| (instance, started))
+    }
+
+    /// Puts an instance that an upgrade connected and started in place: it runs now, and a
+    /// failure of it is handled (restarted) like any other.
+    pub(crate) fn install(&mut self, instance: ConnectorInstance) {
+        self.instance = Some(instance);
+        self.life = Life::Running;
+        self.attempt = 0;
     }
 
     /// Stops the connector: `on_stop` if it was started, then drops its state.

@@ -12,8 +12,11 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::connector::{Control, Msg};
+use super::control::{Command, ConnectorStatus};
 use super::metrics::Metrics;
+use super::upgrade::UpgradeRequest;
 use super::{RunReport, RuntimeOptions, StopReason, WorldEvent};
+use crate::loader::PluginInfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -27,6 +30,8 @@ const NEVER: Duration = Duration::from_secs(3600 * 24 * 365);
 
 pub(super) struct World {
     ids: Vec<String>,
+    /// The plugin each connector runs now.
+    plugins: Vec<PluginInfo>,
     peers: Arc<Vec<Sender<Msg>>>,
     metrics: Vec<Arc<Metrics>>,
     sources: BTreeSet<usize>,
@@ -44,6 +49,7 @@ pub(super) struct World {
 impl World {
     pub(super) fn new(
         ids: Vec<String>,
+        plugins: Vec<PluginInfo>,
         peers: Arc<Vec<Sender<Msg>>>,
         metrics: Vec<Arc<Metrics>>,
         sources: BTreeSet<usize>,
@@ -51,6 +57,7 @@ impl World {
     ) -> Self {
         Self {
             ids,
+            plugins,
             peers,
             metrics,
             active_sources: sources.clone(),
@@ -72,7 +79,9 @@ impl World {
         mut self,
         mut events: UnboundedReceiver<WorldEvent>,
         interrupt: impl std::future::Future<Output = ()>,
+        mut commands: UnboundedReceiver<Command>,
     ) -> (RunReport, BTreeSet<usize>) {
+        let mut commands_open = true;
         let mut interrupt = std::pin::pin!(interrupt);
         let mut interrupted = false;
         let metrics_every = self.options.metrics_interval.unwrap_or(NEVER);
@@ -122,6 +131,10 @@ impl World {
                         break;
                     }
                 }
+                command = commands.recv(), if commands_open => match command {
+                    Some(command) => self.on_command(command),
+                    None => commands_open = false,
+                },
                 _ = metrics_tick.tick() => self.print_metrics("metrics"),
             }
         }
@@ -184,6 +197,11 @@ impl World {
             WorldEvent::GaveUp(connector, error) => {
                 self.failed.push((self.ids[connector].clone(), error));
             }
+            WorldEvent::Upgraded(switched) => {
+                let switched = *switched;
+                self.plugins[switched.index] = switched.plugin;
+                let _ = switched.reply.send(switched.outcome);
+            }
             WorldEvent::Stopped { index, error } => {
                 self.stopped.insert(index);
                 self.drained.insert(index);
@@ -191,6 +209,71 @@ impl World {
                 if let Some(error) = error {
                     self.stop_failed.push((self.ids[index].clone(), error));
                 }
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Status(reply) => {
+                let statuses = (0..self.ids.len())
+                    .map(|index| ConnectorStatus {
+                        id: self.ids[index].clone(),
+                        plugin: self.plugins[index].clone(),
+                        state: self.state(index),
+                        metrics: self.metrics[index].snapshot(),
+                    })
+                    .collect();
+                let _ = reply.send(statuses);
+            }
+            Command::Upgrade {
+                connector,
+                plugin,
+                reply,
+            } => {
+                let Some(index) = self.ids.iter().position(|id| *id == connector) else {
+                    let _ = reply.send(Err(format!("no connector `{connector}` in the pipeline")));
+                    return;
+                };
+                if self.phase != Phase::Running {
+                    let _ = reply.send(Err("the pipeline is shutting down".to_owned()));
+                    return;
+                }
+                if self.failed.iter().any(|(id, _)| *id == connector) {
+                    let _ = reply.send(Err(format!("connector `{connector}` failed for good")));
+                    return;
+                }
+                if plugin.name() != self.plugins[index].name {
+                    let _ = reply.send(Err(format!(
+                        "connector `{connector}` runs plugin `{}`, not `{}`",
+                        self.plugins[index].name,
+                        plugin.name()
+                    )));
+                    return;
+                }
+                let request = UpgradeRequest { plugin, reply };
+                if let Err(std::sync::mpsc::SendError(Msg::Upgrade(request))) =
+                    self.peers[index].send(Msg::Upgrade(request))
+                {
+                    let _ = request
+                        .reply
+                        .send(Err(format!("connector `{connector}` has stopped")));
+                }
+            }
+        }
+    }
+
+    fn state(&self, index: usize) -> &'static str {
+        let id = &self.ids[index];
+        if self.failed.iter().any(|(failed, _)| failed == id) {
+            "failed"
+        } else if self.stopped.contains(&index) {
+            "stopped"
+        } else {
+            match self.phase {
+                Phase::Running => "running",
+                Phase::Draining => "draining",
+                Phase::Stopping => "stopping",
             }
         }
     }

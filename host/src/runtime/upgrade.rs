@@ -1,0 +1,286 @@
+//! Upgrading a running connector to another plugin without losing an event.
+//!
+//! Driven by the connector's thread one step at a time, like the supervisor, so the thread
+//! keeps answering its inbox (and delivering, and taking verdicts) throughout:
+//!
+//! 1. **Connect the new instance**, created from the same config, while the old one keeps
+//!    running: one `connect` attempt per step, with the connector's `reconnect` backoff,
+//!    until it connects or the drain timeout passes. On any failure the old instance just
+//!    goes on and the error is the answer.
+//! 2. **Drain the old instance**: it is no longer pulled; every event it produced gets its
+//!    verdict from the sinks (told to the old instance, which produced it). Past the drain
+//!    timeout, what is still in flight is failed back to it.
+//! 3. **Switch**: the old instance is stopped (`on_stop`, then dropped) and the new one is
+//!    started; it is the one the supervisor restarts from now on. Events waiting for the
+//!    connector as a sink were never handed to the old instance: the new one gets them.
+//!
+//! The bindings never change: they name the connector's thread, not its instance.
+
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use super::connector::Shared;
+use super::control::Upgraded;
+use super::metrics::Call;
+use super::source::Source;
+use super::supervisor::{Supervisor, notify};
+use crate::error::CallError;
+use crate::loader::{ConnectorInstance, Notice, Plugin, Sides};
+
+/// An upgrade asked of a connector thread.
+#[derive(Debug)]
+pub(crate) struct UpgradeRequest {
+    pub(crate) plugin: Plugin,
+    pub(crate) reply: oneshot::Sender<Result<Upgraded, String>>,
+}
+
+/// A connector switched to another plugin: for the world to record, then to answer.
+#[derive(Debug)]
+pub(crate) struct Switched {
+    pub(crate) index: usize,
+    pub(crate) plugin: crate::loader::PluginInfo,
+    pub(crate) reply: oneshot::Sender<Result<Upgraded, String>>,
+    pub(crate) outcome: Result<Upgraded, String>,
+}
+
+/// An upgrade under way.
+pub(crate) struct Upgrade {
+    plugin: Plugin,
+    reply: Option<oneshot::Sender<Result<Upgraded, String>>>,
+    instance: Option<ConnectorInstance>,
+    attempt: u32,
+    next_try: Instant,
+    /// Connecting must succeed by then.
+    connect_by: Instant,
+    /// Once the new instance is connected: the old one drains until then at the latest.
+    drain_until: Option<Instant>,
+}
+
+/// Whether an upgrade step finished it.
+#[derive(Debug)]
+pub(crate) enum Step {
+    Pending,
+    Done,
+    /// Switched, but the new instance failed to start: the caller hands the error to the
+    /// supervisor like any failure.
+    Crashed(CallError),
+}
+
+impl Upgrade {
+    pub(crate) fn new(request: UpgradeRequest, shared: &Shared) -> Self {
+        let now = Instant::now();
+        Self {
+            plugin: request.plugin,
+            reply: Some(request.reply),
+            instance: None,
+            attempt: 0,
+            next_try: now,
+            connect_by: now + shared.options.drain_timeout,
+            drain_until: None,
+        }
+    }
+
+    /// Whether the old instance is draining (no longer pulled).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.drain_until.is_some()
+    }
+
+    /// When the next step is due: the next connect attempt, or the drain deadline (a
+    /// verdict arriving earlier wakes the thread, which steps again).
+    pub(crate) fn next_step(&self) -> Instant {
+        self.drain_until.unwrap_or(self.next_try)
+    }
+
+    /// Gives up: the old instance goes on.
+    pub(crate) fn abort(mut self, shared: &Shared, why: String) {
+        tracing::warn!(connector = %shared.id(), plugin = %self.plugin.info().path.display(), "upgrade abandoned: {why}");
+        if let Some(mut instance) = self.instance.take()
+            && let Err(error) = shared.metrics.track(Call::Drop, || instance.close())
+        {
+            tracing::warn!(connector = %shared.id(), %error, "dropping the new instance failed");
+        }
+        self.answer(Err(why));
+    }
+
+    fn answer(&mut self, outcome: Result<Upgraded, String>) {
+        if let Some(reply) = self.reply.take() {
+            // The asker may have gone away: the upgrade happened (or not) all the same.
+            let _ = reply.send(outcome);
+        }
+    }
+
+    /// One step, if due. On [`Step::Done`] the upgrade is over (answered).
+    pub(crate) fn step(
+        &mut self,
+        shared: &mut Shared,
+        supervisor: &mut Supervisor,
+        source: &mut Source,
+        paused: bool,
+    ) -> Step {
+        let now = Instant::now();
+        match self.drain_until {
+            None if now >= self.next_try => match self.connect(shared) {
+                Ok(true) => {
+                    tracing::info!(connector = %shared.id(), version = %self.plugin.info().version, "new version connected: draining the old instance");
+                    self.drain_until = Some(now + shared.options.drain_timeout);
+                    self.step(shared, supervisor, source, paused)
+                }
+                Ok(false) => Step::Pending,
+                Err(why) => {
+                    self.fail(shared, why);
+                    Step::Done
+                }
+            },
+            None => Step::Pending,
+            Some(until) if source.is_idle() || now >= until => {
+                let (outcome, step) = match self.switch(shared, supervisor, source, paused) {
+                    Ok(upgraded) => (Ok(upgraded), Step::Done),
+                    Err(failed) => {
+                        let (why, error) = *failed;
+                        (Err(why), Step::Crashed(error))
+                    }
+                };
+                // Answered through the world, so that its status shows the new plugin
+                // before the answer arrives.
+                if let Some(reply) = self.reply.take() {
+                    shared.tell_world(super::WorldEvent::Upgraded(Box::new(Switched {
+                        index: shared.index,
+                        plugin: shared.plugin.info().clone(),
+                        reply,
+                        outcome,
+                    })));
+                }
+                step
+            }
+            Some(_) => Step::Pending,
+        }
+    }
+
+    fn fail(&mut self, shared: &Shared, why: String) {
+        tracing::warn!(connector = %shared.id(), plugin = %self.plugin.info().path.display(), "upgrade failed, the running version goes on: {why}");
+        if let Some(mut instance) = self.instance.take() {
+            let _ = shared.metrics.track(Call::Drop, || instance.close());
+        }
+        self.answer(Err(why));
+    }
+
+    /// Creates the new instance if needed and tries once to connect it: `Ok(true)` once
+    /// connected, `Ok(false)` to try again later, `Err` to give up.
+    fn connect(&mut self, shared: &Shared) -> Result<bool, String> {
+        let version = self.plugin.info().version.clone();
+        if self.instance.is_none() {
+            let bound_as = Sides {
+                source: shared.routes.is_source(),
+                sink: shared.routes.is_sink(),
+            };
+            let instance = self
+                .plugin
+                .instantiate_bound(&shared.spec.id, &shared.spec.config, bound_as)
+                .map_err(|e| format!("version {version} refused the connector's config: {e}"))?;
+            self.instance = Some(instance);
+        }
+        let instance = self.instance.as_mut().expect("created above");
+        let attempt = self.attempt;
+        let connected = match instance.connect(attempt) {
+            Ok(connected) => connected,
+            Err(error) if error.is_poisoning() || error.is_permanent() => {
+                return Err(format!("version {version} cannot connect: {error}"));
+            }
+            Err(error) => {
+                tracing::warn!(connector = %shared.id(), attempt, %error, "the new version's connect failed, retrying");
+                false
+            }
+        };
+        if connected {
+            return Ok(true);
+        }
+        self.attempt += 1;
+        self.next_try = Instant::now() + shared.spec.reconnect.delay(self.attempt);
+        if self.next_try > self.connect_by {
+            return Err(format!(
+                "version {version} did not connect within {:?}",
+                shared.options.drain_timeout
+            ));
+        }
+        Ok(false)
+    }
+
+    /// Stops the old instance and starts the new one in its place.
+    fn switch(
+        &mut self,
+        shared: &mut Shared,
+        supervisor: &mut Supervisor,
+        source: &mut Source,
+        paused: bool,
+    ) -> Result<Upgraded, Box<(String, CallError)>> {
+        let failed_back = source.in_flight_events();
+        if failed_back > 0 {
+            tracing::warn!(connector = %shared.id(), events = failed_back, "the old instance did not drain in time: its events in flight are failed back to it");
+            if let Err(error) = source.fail_in_flight(shared, supervisor.running()) {
+                tracing::warn!(connector = %shared.id(), %error, "fail handling failed");
+            }
+        }
+        let from = shared.plugin.info().clone();
+        if let Some((mut old, started)) = supervisor.take_instance() {
+            let stopped = if started {
+                notify(&mut old, shared, Notice::Stop)
+            } else {
+                Ok(())
+            };
+            let closed = shared.metrics.track(Call::Drop, || old.close());
+            if let Err(error) = stopped.and(closed) {
+                tracing::warn!(connector = %shared.id(), %error, "stopping the old version failed");
+            }
+        }
+        shared.plugin = self.plugin.clone();
+        let mut new = self.instance.take().expect("connected before switching");
+        let started = start(&mut new, shared, paused);
+        supervisor.install(new);
+        source.resume_after_upgrade();
+        let to = shared.plugin.info().clone();
+        match started {
+            Ok(()) => {
+                tracing::info!(connector = %shared.id(), from = %from.version, to = %to.version, file = %to.path.display(), "connector upgraded");
+                Ok(Upgraded {
+                    connector: shared.id().to_owned(),
+                    from,
+                    to,
+                    failed_back,
+                })
+            }
+            Err(error) => Err(Box::new((
+                format!(
+                    "version {} replaced {} but failed to start: {error} (it is restarted like any failed instance)",
+                    to.version, from.version
+                ),
+                error,
+            ))),
+        }
+    }
+}
+
+/// Starts an instance that just connected: `on_start`, and the breaker state if a
+/// downstream breaker is closed.
+///
+/// # Errors
+/// A panic or a permanent error of either notice (others are logged).
+pub(crate) fn start(
+    instance: &mut ConnectorInstance,
+    shared: &Shared,
+    paused: bool,
+) -> Result<(), CallError> {
+    let mut notices = vec![Notice::Start];
+    if paused && shared.routes.is_source() {
+        notices.push(Notice::CircuitClosed);
+    }
+    for notice in notices {
+        if let Err(error) = notify(instance, shared, notice) {
+            if error.is_poisoning() || error.is_permanent() {
+                return Err(error);
+            }
+            tracing::warn!(connector = %shared.id(), %error, "lifecycle notice failed");
+        }
+    }
+    Ok(())
+}
