@@ -25,6 +25,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod admin;
 mod advice;
 pub mod codec;
 pub mod config;

@@ -1,5 +1,6 @@
 //! `weir run` as a user runs it: a real process, real plugins, real signals.
 
+use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -500,7 +501,7 @@ fn tcp_lines_server_with(
     let running = Running::start_with(&pipeline, &[], configure);
     let listening = |log: &str| -> Option<std::net::SocketAddr> {
         log.lines()
-            .find(|l| l.contains("listening"))
+            .find(|l| l.contains("listening") && l.contains("address="))
             .and_then(|l| l.split("address=").nth(1))
             .and_then(|a| a.split_whitespace().next())
             .and_then(|a| a.parse().ok())
@@ -709,7 +710,9 @@ fn acknowledged_tcp_delivery_loses_nothing_when_the_server_is_killed_and_restart
             .count()
     };
     let first = Running::start(&server, &[]);
-    first.wait_until("the server to listen", |log| log.contains("listening"));
+    first.wait_until("the server to listen", |log| {
+        log.contains("listening address=")
+    });
     let sender = Running::start(&client, &[]);
     first.wait_until("some numbers received", |_| lines() >= 300);
     // No drain, no flush: whatever it had read and not delivered is gone.
@@ -745,4 +748,249 @@ fn acknowledged_tcp_delivery_loses_nothing_when_the_server_is_killed_and_restart
         text.lines().count(),
         text.lines().count() as u64 - COUNT
     );
+}
+
+/// `weir ARGS --admin-socket SOCKET`, to a running weir.
+fn admin(socket: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .arg("--admin-socket")
+        .arg(socket)
+        .output()
+        .unwrap()
+}
+
+/// The numbers a counter wrote, per version.
+fn counted(output: &Path) -> BTreeMap<String, Vec<u64>> {
+    let mut by_version: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for line in std::fs::read_to_string(output).unwrap_or_default().lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        by_version
+            .entry(value["version"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(value["n"].as_u64().unwrap());
+    }
+    by_version
+}
+
+#[test]
+fn weir_plugins_reload_upgrades_a_running_connector_without_losing_an_event() {
+    let dir = temp_dir("run-reload");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(fixture_plugin("counter"), plugins.join("libcounter.so")).unwrap();
+    let output = dir.join("out.jsonl");
+    let socket = dir.join("admin.sock");
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"numbers\"\nplugin = \"counter\"\n\
+             config = {{ count = 3000, interval_ms = 1 }}\n\
+             [[connector]]\nid = \"out\"\nplugin = \"file\"\npostprocessors = [\"lines\"]\n\
+             config = {{ path = {} }}\n\
+             [[binding]]\nfrom = \"numbers\"\nto = [\"out\"]\n",
+            toml_path(&output)
+        ),
+    );
+    let running = Running::start(
+        &pipeline,
+        &[
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "--admin-socket",
+            socket.to_str().unwrap(),
+        ],
+    );
+    running.wait_until("the admin socket", |log| {
+        log.contains("admin socket listening")
+    });
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "only its user may use the socket");
+    running.wait_until("100 numbers", |_| {
+        counted(&output)
+            .get("0.1.0")
+            .is_some_and(|n| n.len() >= 100)
+    });
+    // A new version is dropped into the plugin directory, then reloaded to.
+    std::fs::copy(
+        fixture_plugin("counter-v2"),
+        plugins.join("libcounter_v2.so"),
+    )
+    .unwrap();
+    let reload = admin(&socket, &["plugins", "reload", "counter"]);
+    let said = String::from_utf8_lossy(&reload.stdout).into_owned();
+    assert!(
+        reload.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    assert!(said.contains("numbers: counter 0.1.0 -> 0.2.0"), "{said}");
+    let status = admin(&socket, &["status", "--json"]);
+    assert!(status.status.success(), "{status:?}");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["connectors"][0]["id"], "numbers");
+    assert_eq!(status["connectors"][0]["version"], "0.2.0", "{status}");
+    assert_eq!(status["connectors"][0]["state"], "running");
+    // The new version counts to its end, and the run ends by itself.
+    let (exit, _, stderr) = running.finish();
+    assert_eq!(exit.code(), Some(0), "{stderr}");
+    let numbers = counted(&output);
+    let old = &numbers["0.1.0"];
+    assert_eq!(
+        *old,
+        (0..old.len() as u64).collect::<Vec<_>>(),
+        "the old version's numbers, each once"
+    );
+    assert_eq!(
+        numbers["0.2.0"],
+        (0..3000).collect::<Vec<_>>(),
+        "the new version ran to its end"
+    );
+    let (acks, out, fails) = (
+        final_metric(&stderr, "numbers", "acks"),
+        final_metric(&stderr, "numbers", "out"),
+        final_metric(&stderr, "numbers", "fails"),
+    );
+    assert_eq!(
+        (acks, fails),
+        (out, 0),
+        "every event pulled was delivered: {stderr}"
+    );
+    assert!(!socket.exists(), "the socket is removed at exit");
+}
+
+#[test]
+fn the_admin_socket_survives_malformed_requests_and_refuses_strangers() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let dir = temp_dir("run-admin-hostile");
+    let socket = dir.join("admin.sock");
+    let pipeline = write_pipeline(
+        &dir,
+        "[[connector]]\nid = \"tick\"\nplugin = \"metronome\"\nconfig = { interval_ms = 10 }\n\
+         [[connector]]\nid = \"out\"\nplugin = \"blackhole\"\n\
+         [[binding]]\nfrom = \"tick\"\nto = [\"out\"]\n",
+    );
+    let running = Running::start(&pipeline, &["--admin-socket", socket.to_str().unwrap()]);
+    running.wait_until("the admin socket", |log| {
+        log.contains("admin socket listening")
+    });
+    let ask = |stream: &mut std::os::unix::net::UnixStream, line: &[u8]| -> serde_json::Value {
+        stream.write_all(line).unwrap();
+        let mut answer = String::new();
+        BufReader::new(&*stream).read_line(&mut answer).unwrap();
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer:?}"))
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    for garbage in [
+        &b"not json at all\n"[..],
+        b"{\"command\":\"explode\"}\n",
+        b"{\"command\":\"load\"}\n",
+        b"\xff\xfe\x00\n",
+        b"{\"command\":\"unload\",\"plugin\":\"metronome\"}\n",
+        b"{\"command\":\"unload\",\"plugin\":\"metronome@0.1.0\"}\n",
+        b"{\"command\":\"reload\",\"plugin\":\"nothing\"}\n",
+        b"{\"command\":\"load\",\"file\":\"/no/such/file.so\"}\n",
+    ] {
+        let answer = ask(&mut stream, garbage);
+        assert_eq!(answer["ok"], false, "{answer}");
+        assert!(answer["error"]["kind"].is_string(), "{answer}");
+    }
+    // Still answering on the same connection.
+    let answer = ask(&mut stream, b"{\"command\":\"status\"}\n");
+    assert_eq!(answer["ok"], true, "{answer}");
+    // An endless line: an error, then the connection is closed; the server goes on.
+    let mut huge = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    huge.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let answer = ask(&mut huge, &vec![b'x'; 200 << 10]);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than"),
+        "{answer}"
+    );
+    let status = admin(&socket, &["status"]);
+    assert!(status.status.success(), "{status:?}");
+    assert!(String::from_utf8_lossy(&status.stdout).contains("metronome"));
+    // Another user: the socket's mode keeps them out; were it opened up by mistake, the
+    // server checks the peer's uid on every connection.
+    if std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0) {
+        use std::os::unix::process::CommandExt as _;
+        let status_as_nobody = || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+            command.args(["status", "--admin-socket"]).arg(&socket);
+            // SAFETY: runs in the forked child before exec; `setgid`/`setuid` are
+            // async-signal-safe and touch nothing of the parent.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            command.output().unwrap()
+        };
+        let refused = status_as_nobody();
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("Permission denied"),
+            "{refused:?}"
+        );
+        std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let refused = status_as_nobody();
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("only the user running weir"),
+            "{refused:?}"
+        );
+    } else {
+        eprintln!("not root: the other-user checks need to switch users, skipped");
+    }
+    running.signal(libc::SIGINT);
+    let (exit, _, stderr) = running.finish();
+    assert_eq!(exit.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn an_admin_socket_path_that_is_not_safe_is_refused() {
+    let dir = temp_dir("run-admin-unsafe");
+    let pipeline = write_pipeline(
+        &dir,
+        "[[connector]]\nid = \"tick\"\nplugin = \"metronome\"\n\
+         [[connector]]\nid = \"out\"\nplugin = \"blackhole\"\n\
+         [[binding]]\nfrom = \"tick\"\nto = [\"out\"]\n",
+    );
+    let link = dir.join("link.sock");
+    std::os::unix::fs::symlink(dir.join("elsewhere"), &link).unwrap();
+    let open = dir.join("open");
+    std::fs::create_dir_all(&open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    for (socket, expected) in [
+        (link, "is a symbolic link"),
+        (open.join("admin.sock"), "can be written by others"),
+    ] {
+        let output = weir(
+            &[
+                "run".as_ref(),
+                pipeline.as_os_str(),
+                "--admin-socket".as_ref(),
+                socket.as_os_str(),
+            ],
+            "warn",
+        )
+        .output()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
 }

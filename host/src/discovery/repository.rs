@@ -91,6 +91,8 @@ pub struct PluginRepository {
     files: Vec<PluginFile>,
     /// Usable plugins by name, highest version first.
     by_name: BTreeMap<String, Vec<Plugin>>,
+    /// Where private copies are loaded from, if plugins are loaded from copies.
+    images: Option<PathBuf>,
 }
 
 impl PluginRepository {
@@ -108,9 +110,28 @@ impl PluginRepository {
         repository
     }
 
+    /// Like [`scan`](Self::scan), loading every plugin from a private copy in `images`
+    /// ([`Plugin::load_copy`]): what a long-running host does, so that a plugin file
+    /// overwritten in place (a new build) never changes code that is running, and a new
+    /// build at a path already loaded is a new image.
+    pub fn scan_copies(path: &PluginPath, images: &Path) -> Self {
+        let mut repository = Self {
+            images: Some(images.to_owned()),
+            ..Self::default()
+        };
+        for file in path.files() {
+            repository.add_file(file);
+        }
+        repository
+    }
+
     /// Loads one more file; returns what became of it.
     pub fn add_file(&mut self, path: PathBuf) -> &PluginFile {
-        let (status, plugin) = match Plugin::load(&path) {
+        let loaded = match &self.images {
+            Some(images) => Plugin::load_copy(&path, images),
+            None => Plugin::load(&path),
+        };
+        let (status, plugin) = match loaded {
             Ok(plugin) => (self.insert(plugin.clone()), Some(plugin)),
             Err(error) if error.is_not_a_plugin() => {
                 tracing::debug!(%error, "not a Weir plugin, skipped");
@@ -178,6 +199,21 @@ impl PluginRepository {
                 tracing::warn!(%error, "plugin refused");
             }
         }
+    }
+
+    /// Forgets version `version` of plugin `name`; returns it, if it was there.
+    pub fn remove(&mut self, name: &str, version: &str) -> Option<Plugin> {
+        let versions = self.by_name.get_mut(name)?;
+        let at = versions
+            .iter()
+            .position(|p| compare_versions(&p.info().version, version).is_eq())?;
+        let removed = versions.remove(at);
+        if versions.is_empty() {
+            self.by_name.remove(name);
+        }
+        let path = removed.info().path.clone();
+        self.files.retain(|f| f.path != path);
+        Some(removed)
     }
 
     /// Every file found, in the order of the plugin path.

@@ -1,7 +1,9 @@
 //! `weir`: the command-line host for Weir connector plugins.
 
+mod admin;
 mod plugins;
 mod run;
+mod table;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,6 +37,12 @@ struct Cli {
     #[arg(long, value_name = "N", global = true, default_value_t = PluginPath::DEFAULT_DEPTH as u8,
           value_parser = clap::value_parser!(u8).range(0..=PluginPath::MAX_DEPTH as i64))]
     plugin_depth: u8,
+
+    /// The admin socket of a running weir (`weir run` listens on it; `weir status` and
+    /// `weir plugins load|unload|reload` talk to it). Default: $XDG_RUNTIME_DIR/weir/admin.sock,
+    /// or weir-UID/admin.sock in the temporary directory.
+    #[arg(long, value_name = "PATH", global = true)]
+    admin_socket: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -78,6 +86,15 @@ enum Command {
         /// expands to and however many streams a source has).
         #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..))]
         max_in_flight_bytes: u64,
+        /// Open no admin socket.
+        #[arg(long, conflicts_with = "admin_socket")]
+        no_admin_socket: bool,
+    },
+    /// Show the connectors of a running weir: plugin, version, file, state and counters.
+    Status {
+        /// The answer as JSON, for tools.
+        #[arg(long)]
+        json: bool,
     },
     /// Validate a pipeline file without running it.
     ///
@@ -115,6 +132,28 @@ enum PluginsCommand {
         #[arg(value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
     },
+    /// Load a plugin file into a running weir, from a private copy (it can then be
+    /// reloaded to, or pinned by a pipeline).
+    Load {
+        /// The plugin file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Forget a plugin version in a running weir (refused while a connector runs it).
+    Unload {
+        /// NAME@VERSION.
+        #[arg(value_name = "NAME@VERSION")]
+        plugin: String,
+    },
+    /// Upgrade every connector of a running weir that runs plugin NAME to the build its
+    /// `plugin = "..."` now resolves to on the plugin path, without losing an event: the new
+    /// instance connects first, the old one drains and stops; if the new one cannot start,
+    /// the old one keeps running and the error is printed.
+    Reload {
+        /// The plugin's name.
+        #[arg(value_name = "NAME")]
+        plugin: String,
+    },
     /// Load and validate plugin files, and print what each says about itself.
     ///
     /// Each file goes through every load-time check (ELF symbol table, metadata, ABI version,
@@ -150,6 +189,7 @@ fn main() -> ExitCode {
             batch_size,
             max_in_flight,
             max_in_flight_bytes,
+            no_admin_socket,
         } => {
             let options = (|| {
                 Ok::<_, String>(RuntimeOptions {
@@ -171,7 +211,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run::run(&file, &finder, options)
+            let socket = match (&cli.admin_socket, no_admin_socket) {
+                (_, true) => run::AdminSocket::Off,
+                (Some(path), false) => run::AdminSocket::At(path.clone()),
+                (None, false) => run::AdminSocket::Default,
+            };
+            run::run(&file, &finder, options, &socket)
         }
         Command::Check { file } => check(&file, &finder),
         Command::Plugins(PluginsCommand::List { json, pipeline }) => {
@@ -179,7 +224,32 @@ fn main() -> ExitCode {
         }
         Command::Plugins(PluginsCommand::Doctor { paths }) => plugins::doctor(&finder, &paths),
         Command::Plugins(PluginsCommand::Inspect { files }) => plugins::inspect(&files),
+        Command::Status { json } => admin::status(&admin_socket(&cli.admin_socket), json),
+        Command::Plugins(PluginsCommand::Load { file }) => {
+            let file = std::path::absolute(&file).unwrap_or(file);
+            admin::plugins(
+                &admin_socket(&cli.admin_socket),
+                weir_host::admin::protocol::Request::Load {
+                    file: file.display().to_string(),
+                },
+            )
+        }
+        Command::Plugins(PluginsCommand::Unload { plugin }) => admin::plugins(
+            &admin_socket(&cli.admin_socket),
+            weir_host::admin::protocol::Request::Unload { plugin },
+        ),
+        Command::Plugins(PluginsCommand::Reload { plugin }) => admin::plugins(
+            &admin_socket(&cli.admin_socket),
+            weir_host::admin::protocol::Request::Reload { plugin },
+        ),
     }
+}
+
+/// The admin socket path: the one given, or the default.
+fn admin_socket(given: &Option<PathBuf>) -> PathBuf {
+    given
+        .clone()
+        .unwrap_or_else(weir_host::admin::default_socket_path)
 }
 
 /// Where plugins are looked for, as the command line says.

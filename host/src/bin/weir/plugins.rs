@@ -83,22 +83,8 @@ pub(crate) fn list(finder: &Finder, pipeline: Option<&Path>, json: bool) -> Exit
             ]
         })
         .collect();
-    let header = ["NAME", "VERSION", "KIND", "ABI", "FILE", "STATUS"].map(str::to_owned);
-    let widths: Vec<usize> = (0..5)
-        .map(|c| {
-            rows.iter()
-                .chain([&header])
-                .map(|r| r[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for row in [&header].into_iter().chain(&rows) {
-        let mut line = String::new();
-        for (cell, width) in row.iter().zip(&widths) {
-            line.push_str(&format!("{cell:<width$}  "));
-        }
-        line.push_str(&row[5]);
+    let header = ["NAME", "VERSION", "KIND", "ABI", "FILE", "STATUS"];
+    for line in crate::table::lines(header, &rows) {
         out!("{line}");
     }
     ExitCode::SUCCESS

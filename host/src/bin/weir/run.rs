@@ -1,22 +1,99 @@
 //! `weir run`: a pipeline until it finishes, with signals and exit status.
 
-use std::path::Path;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use weir_host::runtime::{RuntimeOptions, StopReason};
+use weir_host::admin::{Admin, AdminError, AdminServer, default_socket_path};
+use weir_host::config::PipelineSpec;
+use weir_host::discovery::PluginRepository;
+use weir_host::pipeline::Pipeline;
+use weir_host::runtime::{RuntimeOptions, StopReason, control_channel};
 
-use crate::load_pipeline;
+/// Which admin socket a run opens.
+pub(crate) enum AdminSocket {
+    /// The default path; if another weir has it, this run goes without (with a warning).
+    Default,
+    /// This path, or the run does not start.
+    At(PathBuf),
+    /// None.
+    Off,
+}
+
+/// A directory of this process's own for private copies of plugin files, removed at exit.
+struct Images(PathBuf);
+
+impl Images {
+    fn create() -> std::io::Result<Self> {
+        let base = std::env::temp_dir();
+        for attempt in 0..100u32 {
+            let dir = base.join(format!("weir-images-{}-{attempt}", std::process::id()));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Ok(Self(dir)),
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Err(std::io::Error::other(
+            "no free name for the images directory",
+        ))
+    }
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Opens the admin socket as asked; `Err` only for an explicit path that cannot be used.
+fn open_admin(socket: &AdminSocket) -> Result<Option<AdminServer>, AdminError> {
+    match socket {
+        AdminSocket::Off => Ok(None),
+        AdminSocket::At(path) => AdminServer::bind(path).map(Some),
+        AdminSocket::Default => match AdminServer::bind(&default_socket_path()) {
+            Ok(server) => Ok(Some(server)),
+            Err(error) => {
+                tracing::warn!(%error, "running without an admin socket");
+                Ok(None)
+            }
+        },
+    }
+}
 
 /// Runs the pipeline in `file` (plugins found as `finder` says); the exit status says how
 /// it went.
-pub(crate) fn run(file: &Path, finder: &crate::Finder, options: RuntimeOptions) -> ExitCode {
-    let pipeline = match load_pipeline(file, finder) {
-        Ok(pipeline) => pipeline,
+pub(crate) fn run(
+    file: &Path,
+    finder: &crate::Finder,
+    options: RuntimeOptions,
+    socket: &AdminSocket,
+) -> ExitCode {
+    let images = match Images::create() {
+        Ok(images) => images,
+        Err(error) => {
+            eprintln!("error: cannot create a private directory for plugin images: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let loaded = PipelineSpec::read(file).and_then(|spec| {
+        let path = finder.path(&spec.plugin_path);
+        // Plugins run from private copies: a build overwriting a file in place never
+        // changes running code, and a reload of the same path is a new image.
+        let repository = PluginRepository::scan_copies(&path, &images.0);
+        repository.warn_refused();
+        let pipeline = Pipeline::resolve(spec, &repository)?;
+        Ok((pipeline, repository, path))
+    });
+    let (pipeline, repository, plugin_path) = match loaded {
+        Ok(loaded) => loaded,
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::FAILURE;
         }
     };
+
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -25,6 +102,17 @@ pub(crate) fn run(file: &Path, finder: &crate::Finder, options: RuntimeOptions) 
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");
             return ExitCode::FAILURE;
+        }
+    };
+    let server = {
+        // The socket belongs to the runtime's reactor.
+        let _entered = runtime.enter();
+        match open_admin(socket) {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
         }
     };
     let stop_timeout = options.stop_timeout;
@@ -52,8 +140,20 @@ pub(crate) fn run(file: &Path, finder: &crate::Finder, options: RuntimeOptions) 
                 std::process::exit(130);
             });
         };
+        let (controller, commands) = control_channel();
+        if let Some(server) = server {
+            tracing::info!(path = %server.path().display(), "admin socket listening (weir status, weir plugins reload)");
+            let admin = Admin::new(
+                controller,
+                &pipeline.spec,
+                repository,
+                plugin_path,
+                images.0.clone(),
+            );
+            tokio::spawn(server.serve(Arc::new(admin)));
+        }
         tracing::info!(file = %file.display(), "pipeline running (Ctrl-C or SIGTERM to stop)");
-        Some(weir_host::runtime::run(pipeline, options, interrupt).await)
+        Some(weir_host::runtime::run_controlled(pipeline, options, interrupt, commands).await)
     });
     let Some(report) = report else {
         return ExitCode::FAILURE;

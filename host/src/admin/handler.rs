@@ -1,0 +1,213 @@
+//! What the admin socket's commands do, against the running pipeline and its plugins.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::protocol::{ErrorKind, Request, Response};
+use crate::config::PipelineSpec;
+use crate::discovery::{FileStatus, PluginPath, PluginRepository};
+use crate::loader::PluginInfo;
+use crate::runtime::{ConnectorStatus, Controller};
+
+/// The admin side of one run: the pipeline's controller and the plugins it can draw on.
+#[derive(Debug)]
+pub struct Admin {
+    controller: Controller,
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    repository: PluginRepository,
+    path: PluginPath,
+    images: PathBuf,
+    /// Each connector's `plugin = "..."`, as written (a reload resolves it again).
+    references: BTreeMap<String, String>,
+}
+
+fn plugin_json(info: &PluginInfo) -> serde_json::Value {
+    json!({
+        "plugin": info.name,
+        "version": info.version,
+        "file": info.path,
+        "abi": info.abi.to_string(),
+    })
+}
+
+fn status_json(status: &ConnectorStatus) -> serde_json::Value {
+    let m = &status.metrics;
+    json!({
+        "id": status.id,
+        "plugin": status.plugin.name,
+        "version": status.plugin.version,
+        "file": status.plugin.path,
+        "state": status.state,
+        "metrics": {
+            "in": m.events_in,
+            "in_failed": m.events_failed,
+            "out": m.events_out,
+            "err": m.events_err,
+            "acks": m.acks,
+            "fails": m.fails,
+            "restarts": m.restarts,
+            "circuit": if m.circuit_closed { "closed" } else { "open" },
+        },
+    })
+}
+
+impl Admin {
+    /// The admin of a run of `pipeline`, whose plugins were found on `path` (loaded from
+    /// private copies in `images`, where reloads put theirs too).
+    pub fn new(
+        controller: Controller,
+        pipeline: &PipelineSpec,
+        repository: PluginRepository,
+        path: PluginPath,
+        images: PathBuf,
+    ) -> Self {
+        let references = pipeline
+            .connectors
+            .iter()
+            .map(|c| (c.id.clone(), c.plugin.clone()))
+            .collect();
+        Self {
+            controller,
+            state: tokio::sync::Mutex::new(State {
+                repository,
+                path,
+                images,
+                references,
+            }),
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request) -> Response {
+        match request {
+            Request::Status {} => match self.controller.status().await {
+                Some(statuses) => Response::ok(json!({
+                    "connectors": statuses.iter().map(status_json).collect::<Vec<_>>(),
+                })),
+                None => Response::error(ErrorKind::NotRunning, "the pipeline has stopped"),
+            },
+            Request::Load { file } => self.load(file).await,
+            Request::Unload { plugin } => self.unload(&plugin).await,
+            Request::Reload { plugin } => self.reload(&plugin).await,
+        }
+    }
+
+    async fn load(&self, file: String) -> Response {
+        let mut state = self.state.lock().await;
+        let loaded = state.repository.add_file(PathBuf::from(&file));
+        match (&loaded.status, &loaded.plugin) {
+            (FileStatus::Ok, Some(plugin)) => Response::ok(plugin_json(plugin.info())),
+            (FileStatus::Shadowed { by }, Some(plugin)) => Response::ok(json!({
+                "plugin": plugin.name(),
+                "version": plugin.info().version,
+                "file": file,
+                "shadowed_by": by,
+            })),
+            (status, _) => Response::error(
+                ErrorKind::LoadFailed,
+                format!("{file}: {}", status.describe()),
+            ),
+        }
+    }
+
+    async fn unload(&self, reference: &str) -> Response {
+        let Some((name, version)) = reference.split_once('@') else {
+            return Response::error(
+                ErrorKind::BadRequest,
+                format!("`{reference}`: name the version to unload, as NAME@VERSION"),
+            );
+        };
+        let Some(statuses) = self.controller.status().await else {
+            return Response::error(ErrorKind::NotRunning, "the pipeline has stopped");
+        };
+        let users: Vec<&str> = statuses
+            .iter()
+            .filter(|s| s.plugin.name == name && s.plugin.version == version)
+            .map(|s| s.id.as_str())
+            .collect();
+        if !users.is_empty() {
+            return Response::error(
+                ErrorKind::InUse,
+                format!(
+                    "{name} {version} runs connector(s) {}: reload them to another version first",
+                    users.join(", ")
+                ),
+            );
+        }
+        let mut state = self.state.lock().await;
+        match state.repository.remove(name, version) {
+            Some(plugin) => Response::ok(plugin_json(plugin.info())),
+            None => Response::error(
+                ErrorKind::UnknownPlugin,
+                format!("no plugin {name} {version} is loaded"),
+            ),
+        }
+    }
+
+    async fn reload(&self, name: &str) -> Response {
+        let Some(statuses) = self.controller.status().await else {
+            return Response::error(ErrorKind::NotRunning, "the pipeline has stopped");
+        };
+        let mut state = self.state.lock().await;
+        let fresh = PluginRepository::scan_copies(&state.path, &state.images);
+        if fresh.versions(name).is_empty() {
+            return Response::error(
+                ErrorKind::UnknownPlugin,
+                format!("no plugin `{name}` on the plugin path any more"),
+            );
+        }
+        let mut upgraded = Vec::new();
+        let mut failed = Vec::new();
+        for status in statuses.iter().filter(|s| s.plugin.name == name) {
+            let reference = state
+                .references
+                .get(&status.id)
+                .cloned()
+                .unwrap_or_else(|| name.to_owned());
+            let target = match fresh.resolve(&reference) {
+                Ok(plugin) => plugin.clone(),
+                Err(error) => {
+                    failed.push(json!({ "connector": status.id, "error": error.to_string() }));
+                    continue;
+                }
+            };
+            match self.controller.upgrade(&status.id, target).await {
+                Ok(done) => upgraded.push(json!({
+                    "connector": done.connector,
+                    "from": plugin_json(&done.from),
+                    "to": plugin_json(&done.to),
+                    "failed_back": done.failed_back,
+                })),
+                Err(error) => failed.push(json!({ "connector": status.id, "error": error })),
+            }
+        }
+        state.repository = fresh;
+        if failed.is_empty() {
+            Response::ok(json!({ "upgraded": upgraded }))
+        } else {
+            let message = failed
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}: {}",
+                        f["connector"].as_str().unwrap_or("?"),
+                        f["error"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut response = Response::error(
+                ErrorKind::UpgradeFailed,
+                format!("not upgraded (the running version goes on): {message}"),
+            );
+            response.result = Some(json!({ "upgraded": upgraded, "failed": failed }));
+            response
+        }
+    }
+}
