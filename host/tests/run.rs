@@ -994,3 +994,50 @@ fn an_admin_socket_path_that_is_not_safe_is_refused() {
         assert!(stderr.contains(expected), "{stderr}");
     }
 }
+
+#[test]
+fn stdout_acks_only_what_it_wrote_and_a_closed_stdout_stops_it_for_good() {
+    let dir = temp_dir("run-stdout-full");
+    let record = dir.join("record.txt");
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"numbers\"\nplugin = \"transactional\"\n\
+             config = {{ count = 5, record = {} }}\n\
+             [[connector]]\nid = \"out\"\nplugin = \"stdout\"\n\
+             [[binding]]\nfrom = \"numbers\"\nto = [\"out\"]\n",
+            toml_path(&record)
+        ),
+    );
+    let output = weir(
+        &[
+            "run".as_ref(),
+            pipeline.as_os_str(),
+            "--no-admin-socket".as_ref(),
+        ],
+        "warn",
+    )
+    .stdout(std::fs::File::create("/dev/full").unwrap())
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("connector `out` failed for good"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot write to standard output"),
+        "{stderr}"
+    );
+    let record = std::fs::read_to_string(&record).unwrap();
+    assert!(
+        !record.contains("ack"),
+        "nothing was written, nothing acked: {record}"
+    );
+    assert_eq!(
+        record.lines().filter(|l| l.starts_with("fail")).count(),
+        5,
+        "{record}"
+    );
+}

@@ -288,6 +288,48 @@ fn a_full_disk_fails_the_events_and_the_run_and_acks_nothing() {
 }
 
 #[test]
+fn a_sink_dying_while_a_big_pull_is_still_routed_ends_the_run_and_fails_the_rest() {
+    // One 1.3 MB chunk splits into 200,000 lines: far more than the credit, so most of the
+    // pull is still waiting to be routed when the only sink dies.
+    let dir = temp_dir("faults-dead-while-routing");
+    let input = dir.join("in.txt");
+    let lines: String = (0..200_000).map(|i| format!("{i}\n")).collect();
+    std::fs::write(&input, &lines).unwrap();
+    let toml = format!(
+        r#"
+        [[connector]]
+        id = "in"
+        plugin = "file"
+        codec = "string"
+        preprocessors = ["lines"]
+        config = {{ path = {}, chunk_size = {} }}
+
+        [[connector]]
+        id = "out"
+        plugin = "file"
+        postprocessors = ["lines"]
+        config = {{ path = "/dev/full", mode = "append" }}
+        "#,
+        toml_path(&input),
+        lines.len()
+    ) + BIND;
+    let (report, elapsed) = run(
+        &toml,
+        RuntimeOptions::default(),
+        std::future::pending(),
+        Duration::from_secs(30),
+    );
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "ended by itself, took {elapsed:?}"
+    );
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    let source = metrics(&report, "in");
+    assert_eq!(source.acks, 0, "{source}");
+    assert_eq!(source.fails, 200_000, "every line failed back: {source}");
+}
+
+#[test]
 fn a_failing_on_stop_fails_the_run_naming_the_connector() {
     let toml = "[[connector]]\nid = \"in\"\nplugin = \"metronome\"\ncodec = \"string\"\n\
                 config = { interval_ms = 1, count = 5 }\n"

@@ -1,5 +1,10 @@
 //! `stdout`: a sink that writes each event's bytes to the host's standard output, one event
-//! per line, and acks it.
+//! per line.
+//!
+//! **What an ack means**: the batch's bytes were written to standard output (handed to the
+//! operating system, one `write` per batch, at the end of the batch). If standard output is
+//! closed or full (a closed pipe, `/dev/full`), nothing of that batch is acked and the
+//! connector stops for good: standard output does not come back.
 //!
 //! ```toml
 //! [connector.config]
@@ -8,10 +13,10 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::{BufWriter, Stdout, Write as _};
+use std::io::Write as _;
 
 use weir_sdk::{
-    Connector, ConnectorContext, Event, Result, SinkContext, SinkReply, connector_plugin,
+    Connector, ConnectorContext, Error, Event, Result, SinkContext, SinkReply, connector_plugin,
 };
 
 /// Settings of the stdout sink.
@@ -27,7 +32,8 @@ pub struct Config {
 #[derive(Debug)]
 pub struct StdoutSink {
     prefix: String,
-    out: BufWriter<Stdout>,
+    /// The batch so far, written at its end.
+    buffer: Vec<u8>,
 }
 
 #[connector_plugin]
@@ -37,26 +43,37 @@ impl Connector for StdoutSink {
     fn new(config: Config, _ctx: &ConnectorContext) -> Result<Self> {
         Ok(Self {
             prefix: config.prefix,
-            out: BufWriter::new(std::io::stdout()),
+            buffer: Vec::new(),
         })
     }
 
     fn on_event(&mut self, _ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
-        self.out.write_all(self.prefix.as_bytes())?;
-        self.out.write_all(event.bytes)?;
-        self.out.write_all(b"\n")?;
+        // Acked only if the whole batch is written: see `on_batch_end`.
+        self.buffer.extend_from_slice(self.prefix.as_bytes());
+        self.buffer.extend_from_slice(event.bytes);
+        self.buffer.push(b'\n');
         Ok(SinkReply::Ack)
     }
 
-    fn on_pause(&mut self, _ctx: &ConnectorContext) -> Result<()> {
-        Ok(self.out.flush()?)
-    }
-
-    fn on_drain(&mut self, _ctx: &ConnectorContext) -> Result<()> {
-        Ok(self.out.flush()?)
+    fn on_batch_end(&mut self, _ctx: &mut SinkContext<'_>) -> Result<()> {
+        self.write_buffer()
     }
 
     fn on_stop(&mut self, _ctx: &ConnectorContext) -> Result<()> {
-        Ok(self.out.flush()?)
+        self.write_buffer()
+    }
+}
+
+impl StdoutSink {
+    /// Writes the buffered batch; on failure it is dropped (its events are failed) and the
+    /// error is permanent.
+    fn write_buffer(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        let written = out.write_all(&self.buffer).and_then(|()| out.flush());
+        self.buffer.clear();
+        written.map_err(|e| Error::permanent(format!("cannot write to standard output: {e}")))
     }
 }

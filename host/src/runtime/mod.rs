@@ -16,6 +16,7 @@
 mod backoff;
 mod connector;
 mod control;
+mod held;
 mod metrics;
 mod sink;
 mod source;

@@ -16,6 +16,7 @@ use weir_sdk::{Circuit, PullStatus};
 
 use super::Port;
 use super::connector::{Batch, BatchFeedback, Event, Msg, Shared, Throttle};
+use super::held::Held;
 use super::metrics::{Call, Metrics};
 use super::supervisor::notify;
 use crate::codec::Value;
@@ -62,6 +63,8 @@ pub(crate) struct Source {
     /// Bytes the streams' preprocessors hold for unfinished frames, at most half of
     /// `max_in_flight_bytes` (beyond it the streams holding most drop theirs).
     held_bytes: usize,
+    /// Verdicts of pulls whose bytes the preprocessors still hold.
+    held: Held,
     in_flight: HashMap<u64, InFlight>,
     in_flight_events: usize,
     in_flight_bytes: usize,
@@ -102,6 +105,7 @@ impl Source {
             processor_errors: Vec::new(),
             streams: HashMap::new(),
             held_bytes: 0,
+            held: Held::default(),
             in_flight: HashMap::new(),
             in_flight_events: 0,
             in_flight_bytes: 0,
@@ -147,7 +151,8 @@ impl Source {
             && (!draining || self.routing())
             && self.closed_downstream.is_empty()
             && self.has_credit(shared)
-            && self.has_live_sinks(shared);
+            // Without a live sink, what was pulled is still routed: failed back.
+            && (self.has_live_sinks(shared) || self.routing());
         if !may_pull {
             return None;
         }
@@ -176,9 +181,18 @@ impl Source {
         self.in_flight_events
     }
 
-    /// A new instance replaced the old one: pull it at once.
+    /// A new instance replaced the old one: its streams start afresh (what the old one's
+    /// held in unfinished frames was failed back to it), and it is pulled at once.
     pub(crate) fn resume_after_upgrade(&mut self) {
+        self.streams.clear();
+        self.held_bytes = 0;
+        self.held.forget();
         self.pull_now();
+    }
+
+    /// Whether pulls wait for held bytes to be delivered.
+    pub(crate) fn holds_pulls(&self) -> bool {
+        self.held.is_waiting()
     }
 
     /// The connector failed for good.
@@ -231,6 +245,7 @@ impl Source {
         self.in_flight_bytes = 0;
         self.streams.clear();
         self.held_bytes = 0;
+        self.held.forget();
         self.pulled.clear();
         self.cursor = 0;
         self.finishing = false;
@@ -381,22 +396,27 @@ impl Source {
         let pre = &shared.spec.preprocessors;
         let codec = shared.spec.codec;
         self.frames.clear();
-        // (pull id, stream, end index in `frames`) per pulled event.
-        let mut owners: Vec<(u64, u64, usize)> = Vec::with_capacity(self.pulled.len());
+        // (pull id, stream, end index in `frames`, whether a stream's end flushed them) per
+        // pulled event.
+        let mut owners: Vec<(u64, u64, usize, bool)> = Vec::with_capacity(self.pulled.len());
         for event in self.pulled.iter().skip(range.start).take(range.len()) {
             let chain = self
                 .streams
                 .entry(event.id.stream)
                 .or_insert_with(|| Chain::new(pre));
             let before = chain.held();
+            let frames_before = self.frames.len();
             chain.process(event.bytes, &mut self.frames, &mut self.processor_errors);
-            self.held_bytes = self.held_bytes - before + chain.held();
+            let holding = chain.held();
+            self.held_bytes = self.held_bytes - before + holding;
+            self.held
+                .processed(event.id, self.frames.len() > frames_before, holding > 0);
             for error in self.processor_errors.drain(..) {
                 errors.push((event.id, error.to_string()));
             }
-            owners.push((event.id.pull, event.id.stream, self.frames.len()));
+            owners.push((event.id.pull, event.id.stream, self.frames.len(), false));
         }
-        self.hold_within_budget(shared, &owners, &mut errors);
+        self.hold_within_budget(shared, &owners, &mut errors, &mut no_output);
         let ended: Vec<u64> = if last {
             self.pulled.ended_streams().to_vec()
         } else {
@@ -409,8 +429,10 @@ impl Source {
                 let last_pull = owners
                     .iter()
                     .rev()
-                    .find(|(_, s, _)| *s == stream)
+                    .find(|(_, s, _, _)| *s == stream)
                     .map_or(u64::MAX, |o| o.0);
+                // What the end flushes belongs to the pulls whose bytes were held.
+                let last_pull = self.held.finish(stream, last_pull);
                 for error in self.processor_errors.drain(..) {
                     errors.push((
                         EventId {
@@ -420,7 +442,7 @@ impl Source {
                         error.to_string(),
                     ));
                 }
-                owners.push((last_pull, stream, self.frames.len()));
+                owners.push((last_pull, stream, self.frames.len(), true));
             }
         }
         let frames = std::mem::take(&mut self.frames);
@@ -429,7 +451,7 @@ impl Source {
         let frame_bytes = data.len();
         let mut start = 0;
         let mut frame_index = 0;
-        for &(pull, stream, end) in &owners {
+        for &(pull, stream, end, flushed) in &owners {
             let first = out.len();
             while frame_index < end {
                 let frame_end = ends[frame_index];
@@ -442,7 +464,9 @@ impl Source {
                     Err(error) => errors.push((id, error.to_string())),
                 }
             }
-            if out.len() == first && pull != u64::MAX {
+            // Nothing to deliver: its verdict is in at once (a stream's end flushing nothing
+            // says so only for the held pulls it settles).
+            if out.len() == first && pull != u64::MAX && (!flushed || Held::is_synthetic(pull)) {
                 no_output.push(Feedback {
                     id: EventId { stream, pull },
                     kind: FeedbackKind::ACK,
@@ -453,13 +477,17 @@ impl Source {
         Metrics::add(&shared.metrics.events_err, errors.len());
         if !out.is_empty() {
             if self.out.is_empty() {
-                // No live `out` sink: the decoded events are done with.
+                // No `out` binding: the decoded events are done with, as configured. Every
+                // `out` sink failed for good: they cannot be delivered, they fail.
+                let kind = if shared.routes.out.is_empty() {
+                    FeedbackKind::ACK
+                } else {
+                    Metrics::add(&shared.metrics.fails, out.len());
+                    FeedbackKind::FAIL
+                };
                 for event in &out {
                     if event.id.pull != u64::MAX {
-                        no_output.push(Feedback {
-                            id: event.id,
-                            kind: FeedbackKind::ACK,
-                        });
+                        no_output.push(Feedback { id: event.id, kind });
                     }
                 }
             } else {
@@ -506,8 +534,9 @@ impl Source {
                 self.send_batch(shared, incarnation, outgoing, instance)?;
             }
         }
-        if !no_output.is_empty() {
-            give_feedback(shared, instance, &no_output)?;
+        let verdicts = self.held.resolve(&no_output);
+        if !verdicts.is_empty() {
+            give_feedback(shared, instance, &verdicts)?;
         }
         Ok(())
     }
@@ -519,8 +548,9 @@ impl Source {
     fn hold_within_budget(
         &mut self,
         shared: &Shared,
-        owners: &[(u64, u64, usize)],
+        owners: &[(u64, u64, usize, bool)],
         errors: &mut Vec<(EventId, String)>,
+        verdicts: &mut Vec<Feedback>,
     ) {
         let budget = shared.options.max_in_flight_bytes / 2;
         while self.held_bytes > budget {
@@ -530,6 +560,7 @@ impl Source {
             };
             let held = chain.held();
             chain.discard();
+            self.held.dropped(stream, verdicts);
             let left = chain.held();
             if left >= held {
                 // A stage that cannot let go: the stream starts over with a fresh chain.
@@ -541,7 +572,7 @@ impl Source {
             let pull = owners
                 .iter()
                 .rev()
-                .find(|(_, s, _)| *s == stream)
+                .find(|(_, s, _, _)| *s == stream)
                 .map_or(u64::MAX, |o| o.0);
             errors.push((
                 EventId { stream, pull },
@@ -634,9 +665,6 @@ impl Source {
         shared: &Shared,
         instance: Option<&mut ConnectorInstance>,
     ) -> Result<(), CallError> {
-        if self.in_flight.is_empty() {
-            return Ok(());
-        }
         let mut verdicts: Vec<Feedback> = Vec::new();
         let mut batches: Vec<InFlight> = self.in_flight.drain().map(|(_, entry)| entry).collect();
         batches.sort_by_key(|entry| entry.batch.id);
@@ -658,9 +686,16 @@ impl Source {
                 }
             }
         }
-        tracing::warn!(connector = %shared.id(), events = self.in_flight_events, "stopping with events in flight: they are failed back");
+        if self.in_flight_events > 0 {
+            tracing::warn!(connector = %shared.id(), events = self.in_flight_events, "stopping with events in flight: they are failed back");
+        }
         self.in_flight_events = 0;
         self.in_flight_bytes = 0;
+        // Pulls whose bytes are still held in unfinished frames fail too.
+        let mut verdicts = self.held.resolve(&verdicts);
+        let held = self.held.fail_all();
+        Metrics::add(&shared.metrics.fails, held.len());
+        verdicts.extend(held);
         match instance {
             Some(instance) if !verdicts.is_empty() => give_feedback(shared, instance, &verdicts),
             _ => Ok(()),
@@ -725,9 +760,10 @@ impl Source {
         }
         Metrics::add(&shared.metrics.acks, acked);
         Metrics::add(&shared.metrics.fails, failed);
+        let verdicts = self.held.resolve(&verdicts);
         match instance {
-            Some(instance) => give_feedback(shared, instance, &verdicts),
-            None => Ok(()),
+            Some(instance) if !verdicts.is_empty() => give_feedback(shared, instance, &verdicts),
+            _ => Ok(()),
         }
     }
 }

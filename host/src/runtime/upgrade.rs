@@ -217,9 +217,13 @@ impl Upgrade {
         let failed_back = source.in_flight_events();
         if failed_back > 0 {
             tracing::warn!(connector = %shared.id(), events = failed_back, "the old instance did not drain in time: its events in flight are failed back to it");
-            if let Err(error) = source.fail_in_flight(shared, supervisor.running()) {
-                tracing::warn!(connector = %shared.id(), %error, "fail handling failed");
-            }
+        }
+        // Also the pulls whose bytes sit in unfinished frames: the new instance's streams
+        // start afresh.
+        if (failed_back > 0 || source.holds_pulls())
+            && let Err(error) = source.fail_in_flight(shared, supervisor.running())
+        {
+            tracing::warn!(connector = %shared.id(), %error, "fail handling failed");
         }
         let from = shared.plugin.info().clone();
         if let Some((mut old, started)) = supervisor.take_instance() {
