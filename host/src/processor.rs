@@ -54,6 +54,11 @@ impl Frames {
         self.ends.len()
     }
 
+    /// Bytes of all its frames.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
     /// Whether there are no frames.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
@@ -233,6 +238,14 @@ impl ProcessorSpec {
             }
         };
         Ok(Self { direction, kind })
+    }
+
+    /// Whether its output can be much larger than its input (a decompressor: up to ~1000x).
+    pub fn expands(&self) -> bool {
+        matches!(
+            (&self.kind, self.direction),
+            (Kind::Gzip { .. }, Direction::Pre)
+        )
     }
 
     /// A fresh processor for one stream.

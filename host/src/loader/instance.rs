@@ -251,6 +251,15 @@ impl EventBatch {
         self.events.is_empty()
     }
 
+    /// The event at `index`, in the order the source pushed them.
+    pub fn get(&self, index: usize) -> Option<PulledEvent<'_>> {
+        self.events.get(index).map(|e| PulledEvent {
+            id: e.id,
+            bytes: &self.data[e.bytes.clone()],
+            meta: &self.data[e.meta.clone()],
+        })
+    }
+
     /// The events, in the order the source pushed them.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = PulledEvent<'_>> + '_ {
         self.events.iter().map(|e| PulledEvent {

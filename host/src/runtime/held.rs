@@ -21,7 +21,7 @@ const SYNTHETIC: u64 = 1 << 63;
 #[derive(Debug, Clone, Copy)]
 struct Gate {
     id: EventId,
-    parts: u8,
+    parts: u32,
     failed: bool,
 }
 
@@ -38,22 +38,67 @@ pub(crate) struct Held {
 }
 
 impl Held {
-    /// Pull `id` went through its stream's chain: it `produced` frames, and the chain is
-    /// `holding` bytes afterwards.
-    pub(crate) fn processed(&mut self, id: EventId, produced: bool, holding: bool) {
-        if produced && let Some(waiting) = self.waiting.remove(&id.stream) {
-            self.dependents.entry(id.pull).or_default().extend(waiting);
+    /// Pull `id` is fed to its stream's chain in more than one piece (so that what one
+    /// piece expands to stays bounded): the key of the next piece's frames, whose verdict is
+    /// one more part of the pull's. The first call also opens a part that stays open until
+    /// the pull is fed whole ([`held_after`](Self::held_after)), so that the verdicts of
+    /// the first pieces cannot settle the pull while more are to come.
+    pub(crate) fn piece(&mut self, id: EventId) -> u64 {
+        match self.gates.get_mut(&id.pull) {
+            Some(gate) => gate.parts += 1,
+            None => {
+                // Its first piece's own part, the feeding part, and this piece.
+                self.gates.insert(
+                    id.pull,
+                    Gate {
+                        id,
+                        parts: 3,
+                        failed: false,
+                    },
+                );
+            }
         }
+        let key = SYNTHETIC + self.next_synthetic;
+        self.next_synthetic += 1;
+        self.dependents.insert(key, vec![id]);
+        key
+    }
+
+    fn add_part(&mut self, id: EventId) {
+        self.gates
+            .entry(id.pull)
+            .and_modify(|gate| gate.parts += 1)
+            .or_insert(Gate {
+                id,
+                parts: 2,
+                failed: false,
+            });
+    }
+
+    /// A piece of pull `id`'s bytes went through its stream's chain, its frames keyed
+    /// `key`: if it `produced` frames, they carry out what earlier pulls had held.
+    pub(crate) fn processed(&mut self, id: EventId, key: u64, produced: bool) {
+        if produced && let Some(waiting) = self.waiting.remove(&id.stream) {
+            self.dependents.entry(key).or_default().extend(waiting);
+        }
+    }
+
+    /// All of pull `id` went through (`in_pieces`: in more than one); the chain is
+    /// `holding` bytes afterwards, some of them perhaps its own: its verdict waits for the
+    /// frame that carries them out. A verdict this settles goes to `out`.
+    pub(crate) fn held_after(
+        &mut self,
+        id: EventId,
+        holding: bool,
+        in_pieces: bool,
+        out: &mut Vec<Feedback>,
+    ) {
         if holding {
-            self.gates.insert(
-                id.pull,
-                Gate {
-                    id,
-                    parts: 2,
-                    failed: false,
-                },
-            );
+            self.add_part(id);
             self.waiting.entry(id.stream).or_default().push(id);
+        }
+        if in_pieces {
+            self.settle(id.pull, false, out);
         }
     }
 
@@ -166,6 +211,32 @@ mod tests {
         Feedback { id: id(pull), kind }
     }
 
+    /// Pull `pull` fed whole.
+    fn step(held: &mut Held, pull: u64, produced: bool, holding: bool) {
+        held.processed(id(pull), pull, produced);
+        held.held_after(id(pull), holding, false, &mut Vec::new());
+    }
+
+    #[test]
+    fn a_pull_fed_in_pieces_is_acked_once_every_piece_is() {
+        let mut held = Held::default();
+        held.processed(id(7), 7, true);
+        let second = held.piece(id(7));
+        held.processed(id(7), second, true);
+        let key = |pull| Feedback {
+            id: EventId { stream: 1, pull },
+            kind: FeedbackKind::ACK,
+        };
+        // The first pieces are delivered before the rest is fed: not a verdict yet.
+        assert!(held.resolve(&[key(second), key(7)]).is_empty());
+        let third = held.piece(id(7));
+        held.processed(id(7), third, false);
+        let mut out = Vec::new();
+        held.held_after(id(7), false, true, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(kinds(&held.resolve(&[key(third)])), [(7, true)]);
+    }
+
     fn kinds(verdicts: &[Feedback]) -> Vec<(u64, bool)> {
         verdicts
             .iter()
@@ -176,8 +247,8 @@ mod tests {
     #[test]
     fn a_held_pull_waits_for_the_frame_that_completes_it() {
         let mut held = Held::default();
-        held.processed(id(1), false, true); // "half a li"
-        held.processed(id(2), true, false); // "ne\n"
+        step(&mut held, 1, false, true); // "half a li"
+        step(&mut held, 2, true, false); // "ne\n"
         // Pull 1 had nothing of its own: that part is in at once.
         assert!(held.resolve(&[verdict(1, FeedbackKind::ACK)]).is_empty());
         // Pull 2's frame is delivered: both pulls are done.
@@ -190,8 +261,8 @@ mod tests {
     #[test]
     fn a_failed_completing_frame_fails_the_held_pulls_too() {
         let mut held = Held::default();
-        held.processed(id(1), true, true); // "a\nhal"
-        held.processed(id(2), true, false); // "f\n"
+        step(&mut held, 1, true, true); // "a\nhal"
+        step(&mut held, 2, true, false); // "f\n"
         assert!(held.resolve(&[verdict(1, FeedbackKind::ACK)]).is_empty());
         assert_eq!(
             kinds(&held.resolve(&[verdict(2, FeedbackKind::FAIL)])),
@@ -202,8 +273,8 @@ mod tests {
     #[test]
     fn a_streams_end_and_dropped_bytes_settle_the_held_pulls() {
         let mut held = Held::default();
-        held.processed(id(1), false, true);
-        held.processed(id(2), false, true);
+        step(&mut held, 1, false, true);
+        step(&mut held, 2, false, true);
         assert!(
             held.resolve(&[verdict(1, FeedbackKind::ACK), verdict(2, FeedbackKind::ACK)])
                 .is_empty()
@@ -220,7 +291,7 @@ mod tests {
         assert_eq!(kinds(&settled), [(1, true), (2, true)]);
         assert_eq!(held.finish(1, 99), 99, "nothing held any more");
 
-        held.processed(id(3), false, true);
+        step(&mut held, 3, false, true);
         let mut out = held.resolve(&[verdict(3, FeedbackKind::ACK)]);
         held.dropped(1, &mut out);
         assert_eq!(kinds(&out), [(3, true)]);
@@ -229,8 +300,8 @@ mod tests {
     #[test]
     fn at_stop_every_waiting_pull_fails() {
         let mut held = Held::default();
-        held.processed(id(4), false, true);
-        held.processed(id(5), true, true);
+        step(&mut held, 4, false, true);
+        step(&mut held, 5, true, true);
         assert_eq!(kinds(&held.fail_all()), [(4, false), (5, false)]);
         assert!(held.resolve(&[verdict(6, FeedbackKind::ACK)]).len() == 1);
     }

@@ -201,9 +201,28 @@ pub async fn run_controlled(
             metrics: metrics[index].clone(),
             options: options.clone(),
         };
+        let world = world_tx.clone();
         let handle = std::thread::Builder::new()
             .name(format!("weir-{}", spec.id))
-            .spawn(move || thread.run())
+            .spawn(move || {
+                // A bug of the host's own on this thread must not leave the world waiting
+                // for it forever: it counts as the connector failing for good.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| thread.run()));
+                if let Err(panic) = ran {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_owned());
+                    let error = format!("the host's connector thread panicked: {message}");
+                    tracing::error!(connector = index, "{error}");
+                    let _ = world.send(WorldEvent::GaveUp(index, error.clone()));
+                    let _ = world.send(WorldEvent::Stopped {
+                        index,
+                        error: Some(error),
+                    });
+                }
+            })
             .expect("spawning a connector thread");
         threads.push(handle);
     }

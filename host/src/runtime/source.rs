@@ -22,7 +22,7 @@ use super::supervisor::notify;
 use crate::codec::Value;
 use crate::error::CallError;
 use crate::loader::{ConnectorInstance, EventBatch, EventId, Notice};
-use crate::processor::{Chain, Frames, ProcessorError};
+use crate::processor::{Chain, Frames, ProcessorError, ProcessorSpec};
 
 /// Verdict tracking for one batch in flight.
 #[derive(Debug)]
@@ -46,10 +46,19 @@ struct Outgoing {
 
 const MIN_IDLE: Duration = Duration::from_micros(50);
 
-/// Pulled bytes preprocessed and routed in one go before credit is looked at again: one
-/// pull may hold far more than the credit allows (a chunk of a file can split into tens of
-/// thousands of lines, a compressed one expand a hundredfold).
+/// Pulled bytes preprocessed and routed in one go (or frames they make) before credit is
+/// looked at again: one pull may hold far more than the credit allows (a chunk of a file
+/// can split into tens of thousands of lines, a compressed one expand a hundredfold).
 const ROUTE_SLICE: usize = 64 * 1024;
+
+/// The most of one pulled event fed to preprocessors at once, so that what one feeding
+/// makes stays small (4 KiB of one-byte lines are 2,048 frames); a larger event is fed in
+/// pieces.
+const PIECE: usize = 4 * 1024;
+
+/// The same behind a decompressor, which may expand its input ~1000x: 256 bytes make at
+/// most about 256 KiB.
+const EXPANDING_PIECE: usize = 256;
 
 /// The source side's state.
 #[derive(Debug)]
@@ -70,6 +79,8 @@ pub(crate) struct Source {
     in_flight_bytes: usize,
     /// The next event of `pulled` to route (the rest waits for credit).
     cursor: usize,
+    /// How many bytes of that event were fed to the preprocessors already.
+    offset: usize,
     /// The pull said `Finished`: finish once everything pulled is routed.
     finishing: bool,
     next_batch: u64,
@@ -110,6 +121,7 @@ impl Source {
             in_flight_events: 0,
             in_flight_bytes: 0,
             cursor: 0,
+            offset: 0,
             finishing: false,
             next_batch: 0,
             finished: false,
@@ -248,6 +260,7 @@ impl Source {
         self.held.forget();
         self.pulled.clear();
         self.cursor = 0;
+        self.offset = 0;
         self.finishing = false;
     }
 
@@ -302,6 +315,7 @@ impl Source {
         let max = room.min(shared.options.batch_size as usize).max(1) as u32;
         self.pulled.clear();
         self.cursor = 0;
+        self.offset = 0;
         let status = match shared
             .metrics
             .track(Call::Pull, || instance.pull(&mut self.pulled, max))
@@ -342,21 +356,10 @@ impl Source {
                 self.next_pull = self.next_pull.min(Instant::now());
                 return Ok(());
             }
-            let mut end = self.cursor;
-            let mut bytes = 0;
-            for event in self.pulled.iter().skip(self.cursor) {
-                if end > self.cursor && bytes + event.bytes.len() > ROUTE_SLICE {
-                    break;
-                }
-                bytes += event.bytes.len();
-                end += 1;
-            }
-            let (from, last) = (self.cursor, end == len);
-            self.cursor = end;
-            self.route_pulled(shared, incarnation, instance, from..end, last)?;
-            if last {
+            if self.route_pulled(shared, incarnation, instance)? {
                 self.pulled.clear();
                 self.cursor = 0;
+                self.offset = 0;
                 break;
             }
         }
@@ -379,18 +382,18 @@ impl Source {
         self.idle = (self.idle * 2).min(shared.options.idle_backoff_max);
     }
 
-    /// Preprocesses, decodes and routes the pulled events `range` (and, with `last`, the
-    /// streams the pull ended).
+    /// Preprocesses, decodes and routes one slice of the pulled events from the cursor:
+    /// about [`ROUTE_SLICE`] bytes of them, or fewer if their frames reach that size, fed
+    /// [`PIECE`] bytes at a time when there are preprocessors. Once the cursor reaches the
+    /// end, also the streams the pull ended; returns whether it did.
     fn route_pulled(
         &mut self,
         shared: &Shared,
         incarnation: u32,
         instance: &mut ConnectorInstance,
-        range: std::ops::Range<usize>,
-        last: bool,
-    ) -> Result<(), CallError> {
+    ) -> Result<bool, CallError> {
         let ingest_ns = now_ns();
-        let mut out = Vec::with_capacity(self.pulled.len());
+        let mut out = Vec::new();
         let mut errors = Vec::new();
         let mut no_output = Vec::new();
         let pre = &shared.spec.preprocessors;
@@ -398,24 +401,60 @@ impl Source {
         self.frames.clear();
         // (pull id, stream, end index in `frames`, whether a stream's end flushed them) per
         // pulled event.
-        let mut owners: Vec<(u64, u64, usize, bool)> = Vec::with_capacity(self.pulled.len());
-        for event in self.pulled.iter().skip(range.start).take(range.len()) {
+        let mut owners: Vec<(u64, u64, usize, bool)> = Vec::new();
+        // Verdicts already settled for the plugin.
+        let mut settled: Vec<Feedback> = Vec::new();
+        let len = self.pulled.len();
+        let mut fed = 0;
+        while self.cursor < len && fed < ROUTE_SLICE && self.frames.bytes() < ROUTE_SLICE {
+            let event = self
+                .pulled
+                .get(self.cursor)
+                .expect("cursor within the pull");
+            let rest = &event.bytes[self.offset..];
+            let piece = if pre.is_empty() {
+                rest
+            } else if pre.iter().any(ProcessorSpec::expands) {
+                &rest[..rest.len().min(EXPANDING_PIECE)]
+            } else {
+                &rest[..rest.len().min(PIECE)]
+            };
+            // A later piece of one event carries a key of its own (see `Held::piece`).
+            let key = if self.offset == 0 {
+                event.id.pull
+            } else {
+                self.held.piece(event.id)
+            };
             let chain = self
                 .streams
                 .entry(event.id.stream)
                 .or_insert_with(|| Chain::new(pre));
             let before = chain.held();
             let frames_before = self.frames.len();
-            chain.process(event.bytes, &mut self.frames, &mut self.processor_errors);
+            chain.process(piece, &mut self.frames, &mut self.processor_errors);
             let holding = chain.held();
             self.held_bytes = self.held_bytes - before + holding;
             self.held
-                .processed(event.id, self.frames.len() > frames_before, holding > 0);
+                .processed(event.id, key, self.frames.len() > frames_before);
+            let id = EventId {
+                stream: event.id.stream,
+                pull: key,
+            };
             for error in self.processor_errors.drain(..) {
-                errors.push((event.id, error.to_string()));
+                errors.push((id, error.to_string()));
             }
-            owners.push((event.id.pull, event.id.stream, self.frames.len(), false));
+            owners.push((key, event.id.stream, self.frames.len(), false));
+            fed += piece.len();
+            self.offset += piece.len();
+            if self.offset >= event.bytes.len() {
+                let in_pieces = key != event.id.pull;
+                self.held
+                    .held_after(event.id, holding > 0, in_pieces, &mut settled);
+                self.cursor += 1;
+                self.offset = 0;
+            }
         }
+        let last = self.cursor == len;
         self.hold_within_budget(shared, &owners, &mut errors, &mut no_output);
         let ended: Vec<u64> = if last {
             self.pulled.ended_streams().to_vec()
@@ -486,7 +525,10 @@ impl Source {
                     FeedbackKind::FAIL
                 };
                 for event in &out {
-                    if event.id.pull != u64::MAX {
+                    // One verdict per key: the events of one are contiguous.
+                    if event.id.pull != u64::MAX
+                        && no_output.last().is_none_or(|l: &Feedback| l.id != event.id)
+                    {
                         no_output.push(Feedback { id: event.id, kind });
                     }
                 }
@@ -534,11 +576,12 @@ impl Source {
                 self.send_batch(shared, incarnation, outgoing, instance)?;
             }
         }
-        let verdicts = self.held.resolve(&no_output);
+        let mut verdicts = settled;
+        verdicts.extend(self.held.resolve(&no_output));
         if !verdicts.is_empty() {
             give_feedback(shared, instance, &verdicts)?;
         }
-        Ok(())
+        Ok(last)
     }
 
     /// Keeps what the preprocessors hold within half the byte budget (the other half is
@@ -600,7 +643,9 @@ impl Source {
         for stream in streams {
             self.pulled.end_stream(stream);
         }
-        self.route_pulled(shared, incarnation, instance, 0..0, true)?;
+        self.cursor = 0;
+        self.offset = 0;
+        self.route_pulled(shared, incarnation, instance)?;
         self.pulled.clear();
         Ok(())
     }
@@ -693,9 +738,8 @@ impl Source {
         self.in_flight_bytes = 0;
         // Pulls whose bytes are still held in unfinished frames fail too.
         let mut verdicts = self.held.resolve(&verdicts);
-        let held = self.held.fail_all();
-        Metrics::add(&shared.metrics.fails, held.len());
-        verdicts.extend(held);
+        // (Not counted in `fails`, which counts events: their bytes never became any.)
+        verdicts.extend(self.held.fail_all());
         match instance {
             Some(instance) if !verdicts.is_empty() => give_feedback(shared, instance, &verdicts),
             _ => Ok(()),
