@@ -130,12 +130,12 @@ impl Held {
     }
 
     /// Turns verdicts by key into the verdicts the plugin hears.
-    pub(crate) fn resolve(&mut self, verdicts: &[Feedback]) -> Vec<Feedback> {
+    pub(crate) fn resolve(&mut self, verdicts: Vec<Feedback>) -> Vec<Feedback> {
         if self.gates.is_empty() && self.dependents.is_empty() {
-            return verdicts.to_vec();
+            return verdicts;
         }
         let mut out = Vec::with_capacity(verdicts.len());
-        for verdict in verdicts {
+        for verdict in &verdicts {
             let failed = verdict.kind == FeedbackKind::FAIL;
             for dependent in self.dependents.remove(&verdict.id.pull).unwrap_or_default() {
                 self.settle(dependent.pull, failed, &mut out);
@@ -228,13 +228,13 @@ mod tests {
             kind: FeedbackKind::ACK,
         };
         // The first pieces are delivered before the rest is fed: not a verdict yet.
-        assert!(held.resolve(&[key(second), key(7)]).is_empty());
+        assert!(held.resolve(vec![key(second), key(7)]).is_empty());
         let third = held.piece(id(7));
         held.processed(id(7), third, false);
         let mut out = Vec::new();
         held.held_after(id(7), false, true, &mut out);
         assert!(out.is_empty());
-        assert_eq!(kinds(&held.resolve(&[key(third)])), [(7, true)]);
+        assert_eq!(kinds(&held.resolve(vec![key(third)])), [(7, true)]);
     }
 
     fn kinds(verdicts: &[Feedback]) -> Vec<(u64, bool)> {
@@ -250,10 +250,10 @@ mod tests {
         step(&mut held, 1, false, true); // "half a li"
         step(&mut held, 2, true, false); // "ne\n"
         // Pull 1 had nothing of its own: that part is in at once.
-        assert!(held.resolve(&[verdict(1, FeedbackKind::ACK)]).is_empty());
+        assert!(held.resolve(vec![verdict(1, FeedbackKind::ACK)]).is_empty());
         // Pull 2's frame is delivered: both pulls are done.
         assert_eq!(
-            kinds(&held.resolve(&[verdict(2, FeedbackKind::ACK)])),
+            kinds(&held.resolve(vec![verdict(2, FeedbackKind::ACK)])),
             [(1, true), (2, true)]
         );
     }
@@ -263,9 +263,9 @@ mod tests {
         let mut held = Held::default();
         step(&mut held, 1, true, true); // "a\nhal"
         step(&mut held, 2, true, false); // "f\n"
-        assert!(held.resolve(&[verdict(1, FeedbackKind::ACK)]).is_empty());
+        assert!(held.resolve(vec![verdict(1, FeedbackKind::ACK)]).is_empty());
         assert_eq!(
-            kinds(&held.resolve(&[verdict(2, FeedbackKind::FAIL)])),
+            kinds(&held.resolve(vec![verdict(2, FeedbackKind::FAIL)])),
             [(1, false), (2, false)]
         );
     }
@@ -276,12 +276,15 @@ mod tests {
         step(&mut held, 1, false, true);
         step(&mut held, 2, false, true);
         assert!(
-            held.resolve(&[verdict(1, FeedbackKind::ACK), verdict(2, FeedbackKind::ACK)])
-                .is_empty()
+            held.resolve(vec![
+                verdict(1, FeedbackKind::ACK),
+                verdict(2, FeedbackKind::ACK)
+            ])
+            .is_empty()
         );
         let key = held.finish(1, 99);
         assert!(Held::is_synthetic(key));
-        let settled = held.resolve(&[Feedback {
+        let settled = held.resolve(vec![Feedback {
             id: EventId {
                 stream: 1,
                 pull: key,
@@ -292,7 +295,7 @@ mod tests {
         assert_eq!(held.finish(1, 99), 99, "nothing held any more");
 
         step(&mut held, 3, false, true);
-        let mut out = held.resolve(&[verdict(3, FeedbackKind::ACK)]);
+        let mut out = held.resolve(vec![verdict(3, FeedbackKind::ACK)]);
         held.dropped(1, &mut out);
         assert_eq!(kinds(&out), [(3, true)]);
     }
@@ -303,6 +306,6 @@ mod tests {
         step(&mut held, 4, false, true);
         step(&mut held, 5, true, true);
         assert_eq!(kinds(&held.fail_all()), [(4, false), (5, false)]);
-        assert!(held.resolve(&[verdict(6, FeedbackKind::ACK)]).len() == 1);
+        assert!(held.resolve(vec![verdict(6, FeedbackKind::ACK)]).len() == 1);
     }
 }

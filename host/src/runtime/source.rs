@@ -577,7 +577,7 @@ impl Source {
             }
         }
         let mut verdicts = settled;
-        verdicts.extend(self.held.resolve(&no_output));
+        verdicts.extend(self.held.resolve(no_output));
         if !verdicts.is_empty() {
             give_feedback(shared, instance, &verdicts)?;
         }
@@ -737,7 +737,7 @@ impl Source {
         self.in_flight_events = 0;
         self.in_flight_bytes = 0;
         // Pulls whose bytes are still held in unfinished frames fail too.
-        let mut verdicts = self.held.resolve(&verdicts);
+        let mut verdicts = self.held.resolve(verdicts);
         // (Not counted in `fails`, which counts events: their bytes never became any.)
         verdicts.extend(self.held.fail_all());
         match instance {
@@ -804,7 +804,7 @@ impl Source {
         }
         Metrics::add(&shared.metrics.acks, acked);
         Metrics::add(&shared.metrics.fails, failed);
-        let verdicts = self.held.resolve(&verdicts);
+        let verdicts = self.held.resolve(verdicts);
         match instance {
             Some(instance) if !verdicts.is_empty() => give_feedback(shared, instance, &verdicts),
             _ => Ok(()),
