@@ -42,6 +42,9 @@ pub enum AdminError {
 const IDLE: Duration = Duration::from_secs(60);
 /// Connections served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 16;
+/// First and longest pause in accepting after a failure (out of descriptors).
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(100);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(5);
 
 /// The user running this process (the owner of `/proc/self`).
 fn own_uid() -> std::io::Result<u32> {
@@ -149,15 +152,29 @@ impl AdminServer {
     /// Serves requests until the task is dropped; each connection runs on its own task.
     pub async fn serve(self, admin: Arc<Admin>) {
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        // Out of descriptors, accepting fails at once again: pause, doubling, and warn once
+        // per pause at most 10 s apart, with how many failed.
+        let mut pause = ACCEPT_PAUSE_MIN;
+        let mut failures = 0u64;
+        let mut warned: Option<tokio::time::Instant> = None;
         loop {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
             let stream = match self.listener.accept().await {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    pause = ACCEPT_PAUSE_MIN;
+                    stream
+                }
                 Err(error) => {
-                    tracing::warn!(%error, "admin socket: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    failures += 1;
+                    if warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                        tracing::warn!(%error, count = failures, pause_ms = pause.as_millis() as u64, "admin socket: accept failed (count: failures since the last warning)");
+                        warned = Some(tokio::time::Instant::now());
+                        failures = 0;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(ACCEPT_PAUSE_MAX);
                     continue;
                 }
             };
