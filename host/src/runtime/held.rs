@@ -78,6 +78,10 @@ impl Held {
     /// A piece of pull `id`'s bytes went through its stream's chain, its frames keyed
     /// `key`: if it `produced` frames, they carry out what earlier pulls had held.
     pub(crate) fn processed(&mut self, id: EventId, key: u64, produced: bool) {
+        // The hot path: nothing held anywhere, no lookup.
+        if self.waiting.is_empty() {
+            return;
+        }
         if produced && let Some(waiting) = self.waiting.remove(&id.stream) {
             self.dependents.entry(key).or_default().extend(waiting);
         }

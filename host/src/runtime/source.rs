@@ -425,17 +425,24 @@ impl Source {
             } else {
                 self.held.piece(event.id)
             };
-            let chain = self
-                .streams
-                .entry(event.id.stream)
-                .or_insert_with(|| Chain::new(pre));
-            let before = chain.held();
-            let frames_before = self.frames.len();
-            chain.process(piece, &mut self.frames, &mut self.processor_errors);
-            let holding = chain.held();
-            self.held_bytes = self.held_bytes - before + holding;
-            self.held
-                .processed(event.id, key, self.frames.len() > frames_before);
+            let holding = if pre.is_empty() {
+                // Nothing to hold: the event is its own frame.
+                self.frames.push(piece);
+                0
+            } else {
+                let chain = self
+                    .streams
+                    .entry(event.id.stream)
+                    .or_insert_with(|| Chain::new(pre));
+                let before = chain.held();
+                let frames_before = self.frames.len();
+                chain.process(piece, &mut self.frames, &mut self.processor_errors);
+                let holding = chain.held();
+                self.held_bytes = self.held_bytes - before + holding;
+                self.held
+                    .processed(event.id, key, self.frames.len() > frames_before);
+                holding
+            };
             let id = EventId {
                 stream: event.id.stream,
                 pull: key,
