@@ -878,27 +878,7 @@ fn weir_plugins_reload_upgrades_a_running_connector_without_losing_an_event() {
         String::from_utf8_lossy(&reload.stderr)
     );
     assert!(said.contains("numbers: counter 0.1.0 -> 0.2.0"), "{said}");
-    let status = admin(&socket, &["status", "--json"]);
-    assert!(status.status.success(), "{status:?}");
-    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(status["connectors"][0]["id"], "numbers");
-    assert_eq!(status["connectors"][0]["version"], "0.2.0", "{status}");
-    assert_eq!(status["connectors"][0]["state"], "running");
-    // The new version counts to its end, and the run ends by itself.
-    let (exit, _, stderr) = running.finish();
-    assert_eq!(exit.code(), Some(0), "{stderr}");
-    let numbers = counted(&output);
-    let old = &numbers["0.1.0"];
-    assert_eq!(
-        *old,
-        (0..old.len() as u64).collect::<Vec<_>>(),
-        "the old version's numbers, each once"
-    );
-    assert_eq!(
-        numbers["0.2.0"],
-        (0..3000).collect::<Vec<_>>(),
-        "the new version ran to its end"
-    );
+    let stderr = finish_upgraded(running, &socket, &output, 3000);
     let (acks, out, fails) = (
         final_metric(&stderr, "numbers", "acks"),
         final_metric(&stderr, "numbers", "out"),
@@ -1126,5 +1106,106 @@ fn a_bomb_behind_an_incompressible_prefix_keeps_the_host_small() {
         final_metric(&stderr, "in", "out"),
         (4 << 20) + 1,
         "{stderr}"
+    );
+}
+
+/// After an upgrade of counter 0.1.0 to 0.2.0: `weir status` shows the new version running;
+/// the run ends by itself, with the old version's numbers each once and the new version's
+/// `count` numbers all there. Returns the run's log.
+fn finish_upgraded(running: Running, socket: &Path, output: &Path, count: u64) -> String {
+    let status = admin(socket, &["status", "--json"]);
+    assert!(status.status.success(), "{status:?}");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["connectors"][0]["id"], "numbers");
+    assert_eq!(status["connectors"][0]["version"], "0.2.0", "{status}");
+    assert_eq!(status["connectors"][0]["state"], "running");
+    let (exit, _, stderr) = running.finish();
+    assert_eq!(exit.code(), Some(0), "{stderr}");
+    let numbers = counted(output);
+    let old = &numbers["0.1.0"];
+    assert_eq!(
+        *old,
+        (0..old.len() as u64).collect::<Vec<_>>(),
+        "the old version's numbers, each once"
+    );
+    assert_eq!(
+        numbers["0.2.0"],
+        (0..count).collect::<Vec<_>>(),
+        "the new version ran to its end"
+    );
+    stderr
+}
+
+/// Runs counter 0.1.0 (`count` numbers, 1 ms apart) into a file with `--watch` on its
+/// plugin directory, installs counter 0.2.0 there with `install`, and checks that the run
+/// ends with every number of both versions delivered once and the new version running.
+fn watched_upgrade(test: &str, count: u64, install: impl FnOnce(&Path, &Path)) -> String {
+    let dir = temp_dir(test);
+    let plugins = dir.join("plugins/nested");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(fixture_plugin("counter"), plugins.join("libcounter.so")).unwrap();
+    let output = dir.join("out.jsonl");
+    let socket = dir.join("admin.sock");
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"numbers\"\nplugin = \"counter\"\n\
+             config = {{ count = {count}, interval_ms = 1 }}\n\
+             [[connector]]\nid = \"out\"\nplugin = \"file\"\npostprocessors = [\"lines\"]\n\
+             config = {{ path = {} }}\n\
+             [[binding]]\nfrom = \"numbers\"\nto = [\"out\"]\n",
+            toml_path(&output)
+        ),
+    );
+    let running = Running::start(
+        &pipeline,
+        &[
+            "--watch",
+            "--plugin-dir",
+            dir.join("plugins").to_str().unwrap(),
+            "--admin-socket",
+            socket.to_str().unwrap(),
+        ],
+    );
+    running.wait_until("the watch", |log| log.contains("watching for plugins"));
+    running.wait_until("100 numbers", |_| {
+        counted(&output)
+            .get("0.1.0")
+            .is_some_and(|n| n.len() >= 100)
+    });
+    install(
+        &fixture_plugin("counter-v2"),
+        &plugins.join("libcounter_v2.so"),
+    );
+    running.wait_until("the upgrade", |log| log.contains("connector upgraded"));
+    finish_upgraded(running, &socket, &output, count)
+}
+
+#[test]
+fn watch_upgrades_to_a_new_version_installed_by_rename() {
+    watched_upgrade("run-watch-rename", 3000, |new, to| {
+        // Written elsewhere in the directory under another name, then renamed into place.
+        let partial = to.with_extension("so.partial");
+        std::fs::copy(new, &partial).unwrap();
+        std::fs::rename(&partial, to).unwrap();
+    });
+}
+
+#[test]
+fn watch_does_not_load_a_plugin_file_before_its_slow_copy_is_complete() {
+    use std::io::Write as _;
+    let stderr = watched_upgrade("run-watch-slow", 6000, |new, to| {
+        let bytes = std::fs::read(new).unwrap();
+        let mut file = std::fs::File::create(to).unwrap();
+        // A slow copy straight into place: 64 KiB every 5 ms.
+        for chunk in bytes.chunks(64 << 10) {
+            file.write_all(chunk).unwrap();
+            file.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    assert!(
+        !stderr.contains("reload failed") && !stderr.contains("plugin watch: refused"),
+        "the partial file was never tried as a plugin: {stderr}"
     );
 }

@@ -20,11 +20,29 @@ pub struct Admin {
 
 #[derive(Debug)]
 struct State {
+    /// Size and modification time of each plugin file when it was last loaded, so that a
+    /// watch event on a file that did not change (a touch, a second event of one write)
+    /// does not reload anything.
+    stamps: BTreeMap<PathBuf, (u64, std::time::SystemTime)>,
     repository: PluginRepository,
     path: PluginPath,
     images: PathBuf,
     /// Each connector's `plugin = "..."`, as written (a reload resolves it again).
     references: BTreeMap<String, String>,
+}
+
+/// Size and modification time of a file.
+fn stamp(file: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
+    let metadata = std::fs::metadata(file).ok()?;
+    Some((metadata.len(), metadata.modified().ok()?))
+}
+
+fn stamps(repository: &PluginRepository) -> BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
+    repository
+        .files()
+        .iter()
+        .filter_map(|f| Some((f.path.clone(), stamp(&f.path)?)))
+        .collect()
 }
 
 fn plugin_json(info: &PluginInfo) -> serde_json::Value {
@@ -75,6 +93,7 @@ impl Admin {
         Self {
             controller,
             state: tokio::sync::Mutex::new(State {
+                stamps: stamps(&repository),
                 repository,
                 path,
                 images,
@@ -95,6 +114,56 @@ impl Admin {
             Request::Load { file } => self.load(file).await,
             Request::Unload { plugin } => self.unload(&plugin).await,
             Request::Reload { plugin } => self.reload(&plugin).await,
+        }
+    }
+
+    /// A plugin file appeared or changed on the plugin path (`--watch`): if it is a build
+    /// of a plugin that connectors run, other than the one they run, they are upgraded
+    /// (as by `reload`); otherwise it is made available.
+    pub async fn file_changed(&self, file: &std::path::Path) {
+        let images = {
+            let mut state = self.state.lock().await;
+            let now = stamp(file);
+            if now.is_none() || state.stamps.get(file) == now.as_ref() {
+                return; // Gone, or as it was when last loaded.
+            }
+            state.stamps.insert(file.to_owned(), now.expect("checked"));
+            state.images.clone()
+        };
+        let plugin = match crate::loader::Plugin::load_copy(file, &images) {
+            Ok(plugin) => plugin,
+            Err(error) if error.is_not_a_plugin() => {
+                tracing::debug!(%error, "plugin watch: not a plugin (or not written whole yet)");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "plugin watch: refused");
+                return;
+            }
+        };
+        let Some(statuses) = self.controller.status().await else {
+            return;
+        };
+        let info = plugin.info();
+        let differs = statuses.iter().any(|s| {
+            s.plugin.name == info.name
+                && (s.plugin.version != info.version || s.plugin.path == info.path)
+        });
+        if differs {
+            tracing::info!(file = %file.display(), plugin = %info.name, version = %info.version, "plugin watch: new build of a plugin in use: reloading");
+            let response = self.reload(&info.name).await;
+            match (&response.error, &response.result) {
+                (Some(error), _) => {
+                    tracing::warn!(plugin = %info.name, "plugin watch: reload failed: {}", error.message);
+                }
+                (None, Some(result)) => {
+                    tracing::info!(plugin = %info.name, %result, "plugin watch: reloaded");
+                }
+                (None, None) => {}
+            }
+        } else {
+            tracing::info!(file = %file.display(), plugin = %info.name, version = %info.version, "plugin watch: plugin available");
+            self.state.lock().await.repository.add(plugin);
         }
     }
 
@@ -187,6 +256,7 @@ impl Admin {
                 Err(error) => failed.push(json!({ "connector": status.id, "error": error })),
             }
         }
+        state.stamps = stamps(&fresh);
         state.repository = fresh;
         if failed.is_empty() {
             Response::ok(json!({ "upgraded": upgraded }))

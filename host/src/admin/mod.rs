@@ -10,7 +10,9 @@ mod client;
 mod handler;
 pub mod protocol;
 mod server;
+mod watch;
 
 pub use client::{ClientError, call};
 pub use handler::Admin;
 pub use server::{AdminError, AdminServer, default_socket_path};
+pub use watch::{QUIET, Watch, watch};

@@ -89,6 +89,11 @@ enum Command {
         /// Open no admin socket.
         #[arg(long, conflicts_with = "admin_socket")]
         no_admin_socket: bool,
+        /// Watch the plugin path: a plugin file that appears is loaded, and a new build or
+        /// version of a plugin that connectors run upgrades them without losing an event
+        /// (as `weir plugins reload`). Files are looked at once they stop changing.
+        #[arg(long)]
+        watch: bool,
     },
     /// Show the connectors of a running weir: plugin, version, file, state and counters.
     Status {
@@ -190,6 +195,7 @@ fn main() -> ExitCode {
             max_in_flight,
             max_in_flight_bytes,
             no_admin_socket,
+            watch,
         } => {
             let options = (|| {
                 Ok::<_, String>(RuntimeOptions {
@@ -216,7 +222,7 @@ fn main() -> ExitCode {
                 (Some(path), false) => run::AdminSocket::At(path.clone()),
                 (None, false) => run::AdminSocket::Default,
             };
-            run::run(&file, &finder, options, &socket)
+            run::run(&file, &finder, options, &socket, watch)
         }
         Command::Check { file } => check(&file, &finder),
         Command::Plugins(PluginsCommand::List { json, pipeline }) => {

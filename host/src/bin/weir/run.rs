@@ -69,6 +69,7 @@ pub(crate) fn run(
     finder: &crate::Finder,
     options: RuntimeOptions,
     socket: &AdminSocket,
+    watch: bool,
 ) -> ExitCode {
     let images = match Images::create() {
         Ok(images) => images,
@@ -141,17 +142,29 @@ pub(crate) fn run(
             });
         };
         let (controller, commands) = control_channel();
+        let admin = Arc::new(Admin::new(
+            controller,
+            &pipeline.spec,
+            repository,
+            plugin_path.clone(),
+            images.0.clone(),
+        ));
         if let Some(server) = server {
             tracing::info!(path = %server.path().display(), "admin socket listening (weir status, weir plugins reload)");
-            let admin = Admin::new(
-                controller,
-                &pipeline.spec,
-                repository,
-                plugin_path,
-                images.0.clone(),
-            );
-            tokio::spawn(server.serve(Arc::new(admin)));
+            tokio::spawn(server.serve(admin.clone()));
         }
+        // Kept for the whole run: dropping it stops watching.
+        let _watch = if watch {
+            match weir_host::admin::watch(&plugin_path, admin.clone()) {
+                Ok(watch) => Some(watch),
+                Err(error) => {
+                    eprintln!("error: cannot watch the plugin path: {error}");
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
         tracing::info!(file = %file.display(), "pipeline running (Ctrl-C or SIGTERM to stop)");
         Some(weir_host::runtime::run_controlled(pipeline, options, interrupt, commands).await)
     });
