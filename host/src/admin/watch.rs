@@ -39,29 +39,27 @@ impl std::fmt::Debug for Watch {
 /// The system refused to watch (for example the inotify watch limit).
 pub fn watch(path: &PluginPath, admin: Arc<Admin>) -> notify::Result<Watch> {
     let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
+    let relevant = path.clone();
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(event) => {
                 for file in event.paths {
-                    if file
-                        .extension()
-                        .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
-                    {
+                    if relevant.contains(&file) {
                         let _ = tx.send(file);
                     }
                 }
             }
             Err(error) => tracing::warn!(%error, "plugin watch: error"),
         })?;
-    let mode = if path.max_depth() > 0 {
-        RecursiveMode::Recursive
-    } else {
-        RecursiveMode::NonRecursive
-    };
-    for dir in path.dirs() {
+    for (dir, depth) in path.searched() {
         if dir.is_dir() {
+            let mode = if depth > 0 {
+                RecursiveMode::Recursive
+            } else {
+                RecursiveMode::NonRecursive
+            };
             watcher.watch(dir, mode)?;
-            tracing::info!(dir = %dir.display(), "watching for plugins");
+            tracing::info!(dir = %dir.display(), depth, "watching for plugins");
         }
     }
     tokio::spawn(changes(rx, admin));
@@ -81,12 +79,15 @@ async fn changes(mut rx: mpsc::UnboundedReceiver<PathBuf>, admin: Arc<Admin>) {
         while let Ok(Some(next)) = tokio::time::timeout(QUIET, rx.recv()).await {
             changed.insert(next);
         }
-        for file in changed {
-            let Some(before) = stamp(&file) else {
-                continue; // Gone (renamed away, deleted).
-            };
-            tokio::time::sleep(QUIET).await;
-            if stamp(&file) != Some(before) {
+        // Then one more quiet while for all of them together: those whose size or time moved
+        // are still being written, and their next change brings them back here.
+        let before: Vec<_> = changed
+            .into_iter()
+            .filter_map(|file| Some((stamp(&file)?, file))) // Gone: renamed away, deleted.
+            .collect();
+        tokio::time::sleep(QUIET).await;
+        for (stamp_before, file) in before {
+            if stamp(&file) != Some(stamp_before) {
                 tracing::debug!(file = %file.display(), "still being written: looked at again at its next change");
                 continue;
             }

@@ -110,9 +110,36 @@ impl PluginPath {
             .collect()
     }
 
-    /// How many levels of subdirectories are searched.
+    /// How many levels of subdirectories are searched (the executable's directory is
+    /// always searched flat).
     pub fn max_depth(&self) -> usize {
         self.depth
+    }
+
+    /// Each directory, in order, with how many levels of its subdirectories are searched.
+    pub fn searched(&self) -> Vec<(&Path, usize)> {
+        self.dirs
+            .iter()
+            .map(|dir| (dir.as_path(), self.depth))
+            .chain(self.exe_dir.iter().map(|dir| (dir.as_path(), 0)))
+            .collect()
+    }
+
+    /// Whether a scan of the path would look at `file`: a plugin-named file in one of its
+    /// directories, no deeper than that directory is searched. (Only the path is looked at:
+    /// links and the file itself are not.)
+    pub fn contains(&self, file: &Path) -> bool {
+        if file
+            .extension()
+            .is_none_or(|e| e != std::env::consts::DLL_EXTENSION)
+        {
+            return false;
+        }
+        self.searched().into_iter().any(|(dir, depth)| {
+            file.parent()
+                .and_then(|parent| parent.strip_prefix(dir).ok())
+                .is_some_and(|below| below.components().count() <= depth)
+        })
     }
 
     /// Every plugin-named file on the path, in order of precedence: directory by
@@ -132,6 +159,20 @@ impl PluginPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contains_looks_no_deeper_than_each_directory_is_searched() {
+        let ext = std::env::consts::DLL_EXTENSION;
+        let mut path = PluginPath::from_dirs([PathBuf::from("/a")]).depth(1);
+        path.exe_dir = Some(PathBuf::from("/exe"));
+        assert!(path.contains(Path::new(&format!("/a/p.{ext}"))));
+        assert!(path.contains(Path::new(&format!("/a/sub/p.{ext}"))));
+        assert!(!path.contains(Path::new(&format!("/a/sub/deeper/p.{ext}"))));
+        assert!(!path.contains(Path::new("/a/p.txt")));
+        assert!(path.contains(Path::new(&format!("/exe/p.{ext}"))));
+        assert!(!path.contains(Path::new(&format!("/exe/deps/p.{ext}"))));
+        assert!(!path.contains(Path::new(&format!("/elsewhere/p.{ext}"))));
+    }
 
     #[test]
     fn explicit_dirs_come_first_and_duplicates_are_dropped() {
