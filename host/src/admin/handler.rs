@@ -9,7 +9,8 @@ use super::protocol::{ErrorKind, Request, Response};
 use crate::config::PipelineSpec;
 use crate::discovery::{FileStatus, PluginPath, PluginRepository};
 use crate::loader::PluginInfo;
-use crate::runtime::{ConnectorStatus, Controller};
+use crate::pipeline::Pipeline;
+use crate::runtime::{Applied, ConnectorStatus, Controller, Upgraded};
 
 /// The admin side of one run: the pipeline's controller and the plugins it can draw on.
 #[derive(Debug)]
@@ -29,6 +30,8 @@ struct State {
     images: PathBuf,
     /// Each connector's `plugin = "..."`, as written (a reload resolves it again).
     references: BTreeMap<String, String>,
+    /// The running pipeline's `plugin_path` (read at start only).
+    pipeline_path: Vec<PathBuf>,
 }
 
 /// Size and modification time of a file.
@@ -51,6 +54,26 @@ fn plugin_json(info: &PluginInfo) -> serde_json::Value {
         "version": info.version,
         "file": info.path,
         "abi": info.abi.to_string(),
+    })
+}
+
+fn upgraded_json(done: &Upgraded) -> serde_json::Value {
+    json!({
+        "connector": done.connector,
+        "from": plugin_json(&done.from),
+        "to": plugin_json(&done.to),
+        "failed_back": done.failed_back,
+    })
+}
+
+fn applied_json(applied: &Applied) -> serde_json::Value {
+    json!({
+        "started": applied.started,
+        "stopped": applied.stopped,
+        "replaced": applied.replaced.iter().map(upgraded_json).collect::<Vec<_>>(),
+        "rewired": applied.rewired,
+        "unchanged": applied.unchanged,
+        "failed": applied.failed.iter().map(|(id, why)| json!({ "connector": id, "error": why })).collect::<Vec<_>>(),
     })
 }
 
@@ -98,6 +121,7 @@ impl Admin {
                 path,
                 images,
                 references,
+                pipeline_path: pipeline.plugin_path.clone(),
             }),
         }
     }
@@ -114,6 +138,7 @@ impl Admin {
             Request::Load { file } => self.load(file).await,
             Request::Unload { plugin } => self.unload(&plugin).await,
             Request::Reload { plugin } => self.reload(&plugin).await,
+            Request::Apply { file } => self.apply(PathBuf::from(file)).await,
         }
     }
 
@@ -219,6 +244,79 @@ impl Admin {
         }
     }
 
+    /// `weir apply`: the file is read and resolved (every error found before anything
+    /// changes), against the plugins loaded, or against a fresh scan of the plugin path if
+    /// it names a plugin not loaded yet; then the runtime applies it.
+    async fn apply(&self, file: PathBuf) -> Response {
+        let spec = match PipelineSpec::read(&file) {
+            Ok(spec) => spec,
+            Err(errors) => {
+                return Response::error(
+                    ErrorKind::InvalidPipeline,
+                    format!("nothing was changed:\n{errors}"),
+                );
+            }
+        };
+        let mut state = self.state.lock().await;
+        let mut warnings = Vec::new();
+        if spec.plugin_path != state.pipeline_path {
+            warnings.push(
+                "`plugin_path` changed: it is read at start only (restart to use it)".to_owned(),
+            );
+        }
+        let unknown = spec
+            .connectors
+            .iter()
+            .any(|c| state.repository.resolve(&c.plugin).is_err());
+        let fresh = unknown.then(|| PluginRepository::scan_copies(&state.path, &state.images));
+        let references: BTreeMap<String, String> = spec
+            .connectors
+            .iter()
+            .map(|c| (c.id.clone(), c.plugin.clone()))
+            .collect();
+        let pipeline = match Pipeline::resolve(spec, fresh.as_ref().unwrap_or(&state.repository)) {
+            Ok(pipeline) => pipeline,
+            Err(errors) => {
+                return Response::error(
+                    ErrorKind::InvalidPipeline,
+                    format!("nothing was changed:\n{errors}"),
+                );
+            }
+        };
+        if let Some(fresh) = fresh {
+            state.stamps = stamps(&fresh);
+            state.repository = fresh;
+        }
+        let applied = match self.controller.apply(pipeline).await {
+            Ok(applied) => applied,
+            Err(why) => {
+                return Response::error(
+                    ErrorKind::ApplyRefused,
+                    format!("nothing was changed: {why}"),
+                );
+            }
+        };
+        state.references = references;
+        let mut result = applied_json(&applied);
+        result["warnings"] = json!(warnings);
+        if applied.failed.is_empty() {
+            Response::ok(result)
+        } else {
+            let message = applied
+                .failed
+                .iter()
+                .map(|(id, why)| format!("{id}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut response = Response::error(
+                ErrorKind::ApplyIncomplete,
+                format!("applied, except: {message}"),
+            );
+            response.result = Some(result);
+            response
+        }
+    }
+
     async fn reload(&self, name: &str) -> Response {
         let Some(statuses) = self.controller.status().await else {
             return Response::error(ErrorKind::NotRunning, "the pipeline has stopped");
@@ -247,12 +345,7 @@ impl Admin {
                 }
             };
             match self.controller.upgrade(&status.id, target).await {
-                Ok(done) => upgraded.push(json!({
-                    "connector": done.connector,
-                    "from": plugin_json(&done.from),
-                    "to": plugin_json(&done.to),
-                    "failed_back": done.failed_back,
-                })),
+                Ok(done) => upgraded.push(upgraded_json(&done)),
                 Err(error) => failed.push(json!({ "connector": status.id, "error": error })),
             }
         }

@@ -35,6 +35,13 @@ pub enum Request {
         /// The plugin's name.
         plugin: String,
     },
+    /// Make the running pipeline the one in a pipeline file: new connectors start, removed
+    /// ones drain and stop, changed ones are replaced, the others keep running.
+    Apply {
+        /// The pipeline file (absolute: the server's working directory is not the
+        /// client's).
+        file: String,
+    },
 }
 
 /// What went wrong with a request.
@@ -53,6 +60,13 @@ pub enum ErrorKind {
     UpgradeFailed,
     /// The pipeline is not running any more.
     NotRunning,
+    /// The pipeline file has errors (listed in the message): nothing was changed.
+    InvalidPipeline,
+    /// The pipeline cannot be changed that way while it runs: nothing was changed.
+    ApplyRefused,
+    /// Some changes of an apply did not happen (the result says which, and why); the
+    /// others did.
+    ApplyIncomplete,
 }
 
 /// An error answer.
@@ -121,6 +135,7 @@ mod tests {
         for bad in [
             r#"{"command":"explode"}"#,
             r#"{"command":"load"}"#,
+            r#"{"command":"apply"}"#,
             r#"{"command":"status","extra":1}"#,
             "[]",
             "",

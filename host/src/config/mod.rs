@@ -114,6 +114,21 @@ pub struct ConnectorSpec {
     locations: ConnectorLocations,
 }
 
+impl ConnectorSpec {
+    /// Whether `other` configures the connector the same way: every setting but where in
+    /// its file it was written.
+    pub fn same_settings(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.plugin == other.plugin
+            && self.codec == other.codec
+            && self.preprocessors == other.preprocessors
+            && self.postprocessors == other.postprocessors
+            && self.config == other.config
+            && self.max_restarts == other.max_restarts
+            && self.reconnect == other.reconnect
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ConnectorLocations {
     index: usize,

@@ -64,6 +64,8 @@ pub struct Batch {
 /// A sink's verdict on a whole batch: which events it did not deliver.
 #[derive(Debug)]
 pub(crate) struct BatchFeedback {
+    /// The sink whose verdict it is.
+    pub(crate) sink: usize,
     pub(crate) batch: u64,
     pub(crate) incarnation: u32,
     pub(crate) failed: Vec<u32>,
@@ -82,9 +84,23 @@ pub(crate) enum Msg {
     },
     /// A sink this source feeds failed for good: nothing is sent to it any more.
     SinkDead(usize),
+    /// A sink removed from the pipeline did not stop in time (stuck in a plugin call): its
+    /// verdicts will not come, so what awaits them fails, and nothing is sent to it.
+    SinkGone(usize),
     Control(Control),
     /// Run another plugin from now on (see [`super::upgrade`]).
     Upgrade(UpgradeRequest),
+    /// The pipeline changed (see [`super::apply`]): new routes, and the inboxes of
+    /// connectors that joined.
+    Rewire(Rewire),
+}
+
+/// New routes for a connector, answered once they are in use.
+#[derive(Debug)]
+pub(crate) struct Rewire {
+    pub(crate) peers: Arc<Vec<Sender<Msg>>>,
+    pub(crate) routes: Links,
+    pub(crate) done: tokio::sync::oneshot::Sender<()>,
 }
 
 /// Lifecycle commands from the world.
@@ -94,6 +110,10 @@ pub(crate) enum Control {
     Drain,
     /// Stop: fail back whatever is still queued, call `on_stop`, close, exit the thread.
     Stop,
+    /// The connector was removed from the pipeline (its sources no longer send to it):
+    /// stop pulling, let what it produced get its verdicts and deliver what waits for it,
+    /// then stop; within the drain timeout, past which the rest is failed back.
+    Retire,
 }
 
 /// Everything one connector thread needs, as the world hands it over.
@@ -188,6 +208,8 @@ struct Connector {
     /// An upgrade to another plugin under way.
     upgrade: Option<Upgrade>,
     draining: bool,
+    /// Removed from the pipeline: stops once idle, or at this deadline.
+    retire_by: Option<Instant>,
     shutdown_reported: bool,
 }
 
@@ -212,6 +234,7 @@ impl ConnectorThread {
             supervisor: Supervisor::new(),
             upgrade: None,
             draining: false,
+            retire_by: None,
             shutdown_reported: false,
         };
         connector.event_loop();
@@ -245,6 +268,9 @@ impl Connector {
             }
             self.step_upgrade();
             self.work();
+            if self.retired() {
+                return;
+            }
             let wait = self.next_wakeup().saturating_duration_since(Instant::now());
             if wait.is_zero() {
                 continue;
@@ -297,6 +323,20 @@ impl Connector {
         }
     }
 
+    /// Whether a connector removed from the pipeline is done: nothing it produced awaits a
+    /// verdict and nothing waits for it to deliver, or its time is up (then the rest is
+    /// failed back as it stops).
+    fn retired(&self) -> bool {
+        let Some(by) = self.retire_by else {
+            return false;
+        };
+        let idle = self.source.is_idle() && self.sink.next_delivery().is_none();
+        if !idle && Instant::now() >= by {
+            tracing::warn!(connector = %self.shared.id(), "removed connector did not drain in time: what is left is failed back");
+        }
+        idle || Instant::now() >= by
+    }
+
     /// Whether the source is not pulled: the pipeline drains, or the instance does for an
     /// upgrade.
     fn pulls_stopped(&self) -> bool {
@@ -316,6 +356,7 @@ impl Connector {
             &mut self.shared,
             &mut self.supervisor,
             &mut self.source,
+            &mut self.sink,
             paused,
         ) {
             Step::Pending => {}
@@ -355,6 +396,9 @@ impl Connector {
         if let Some(upgrade) = &self.upgrade {
             at = at.min(upgrade.next_step());
         }
+        if let Some(by) = self.retire_by {
+            at = at.min(by);
+        }
         if self.supervisor.is_running() {
             let due = [
                 self.sink.next_delivery(),
@@ -392,10 +436,29 @@ impl Connector {
                 self.source.sink_dead(&self.shared, sink);
                 self.source.report_progress(&self.shared, self.draining);
             }
+            Msg::SinkGone(sink) => {
+                let incarnation = self.supervisor.incarnation;
+                let result = self.source.sink_gone(
+                    &self.shared,
+                    self.supervisor.running(),
+                    incarnation,
+                    sink,
+                );
+                self.after_call(result);
+                self.source.report_progress(&self.shared, self.draining);
+            }
             Msg::Upgrade(request) => self.begin_upgrade(request),
-            Msg::Control(Control::Drain) => {
+            Msg::Rewire(rewire) => self.rewire(rewire),
+            Msg::Control(control @ (Control::Drain | Control::Retire)) => {
+                let why = if control == Control::Retire {
+                    tracing::info!(connector = %self.shared.id(), "removed from the pipeline: draining, then stopping");
+                    self.retire_by = Some(Instant::now() + self.shared.options.drain_timeout);
+                    "the connector was removed from the pipeline"
+                } else {
+                    "the pipeline is shutting down"
+                };
                 if let Some(upgrade) = self.upgrade.take() {
-                    upgrade.abort(&self.shared, "the pipeline is shutting down".to_owned());
+                    upgrade.abort(&self.shared, why.to_owned());
                 }
                 if !self.draining {
                     self.draining = true;
@@ -411,6 +474,24 @@ impl Connector {
             Msg::Control(Control::Stop) => return Flow::Stop,
         }
         Flow::Continue
+    }
+
+    /// Takes new routes (the pipeline changed), and answers.
+    fn rewire(&mut self, rewire: Rewire) {
+        let Rewire {
+            peers,
+            routes,
+            done,
+        } = rewire;
+        let old = std::mem::replace(&mut self.shared.routes, routes);
+        self.shared.peers = peers;
+        let result = self
+            .source
+            .rewire(&self.shared, self.supervisor.running(), &old);
+        self.after_call(result);
+        self.sink.rewire(&self.shared, &old);
+        self.source.report_progress(&self.shared, self.draining);
+        let _ = done.send(());
     }
 
     /// A sink's verdicts on one of this source's batches, told to the running instance.
@@ -487,7 +568,10 @@ impl Connector {
                         .reply
                         .send(Err("the connector is stopping".to_owned()));
                 }
-                Msg::Circuit { .. } | Msg::SinkDead(_) | Msg::Control(_) => {}
+                Msg::Rewire(rewire) => {
+                    let _ = rewire.done.send(());
+                }
+                Msg::Circuit { .. } | Msg::SinkDead(_) | Msg::SinkGone(_) | Msg::Control(_) => {}
             }
         }
         if let Some(upgrade) = self.upgrade.take() {

@@ -13,6 +13,7 @@
 //! and close. A connector thread still inside a plugin call after that is abandoned and
 //! reported with the method it is stuck in; the run returns anyway.
 
+mod apply;
 mod backoff;
 mod connector;
 mod control;
@@ -24,7 +25,6 @@ mod supervisor;
 mod upgrade;
 mod world;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,12 +33,11 @@ use tokio::sync::mpsc::unbounded_channel;
 pub use backoff::Backoff;
 pub use connector::{Batch, Event};
 pub use control::{
-    Command, Commands, ConnectorStatus, Controller, Upgraded, channel as control_channel,
+    Applied, Command, Commands, ConnectorStatus, Controller, Upgraded, channel as control_channel,
 };
 pub use metrics::{Metrics, MetricsSnapshot};
 
 use crate::pipeline::Pipeline;
-use connector::ConnectorThread;
 use world::World;
 
 /// Which output of a connector a binding starts from.
@@ -104,6 +103,13 @@ pub(crate) enum WorldEvent {
     Stopped { index: usize, error: Option<String> },
     /// A connector runs another plugin now; the world records it, then answers.
     Upgraded(Box<upgrade::Switched>),
+    /// An apply's changes are done (or timed out): the world answers with the outcome.
+    ApplyDone(
+        Box<(
+            tokio::sync::oneshot::Sender<Result<Applied, String>>,
+            Applied,
+        )>,
+    ),
 }
 
 /// Why a run ended.
@@ -169,74 +175,13 @@ pub async fn run_controlled(
     interrupt: impl std::future::Future<Output = ()>,
     commands: Commands,
 ) -> RunReport {
-    let options = Arc::new(options);
-    let n = pipeline.spec.connectors.len();
     let (world_tx, world_rx) = unbounded_channel();
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| std::sync::mpsc::channel()).unzip();
-    let peers = Arc::new(senders);
-    let metrics: Vec<Arc<Metrics>> = (0..n).map(|_| Arc::new(Metrics::default())).collect();
-    let ids: Vec<String> = pipeline
-        .spec
-        .connectors
-        .iter()
-        .map(|c| c.id.clone())
-        .collect();
-    let mut threads = Vec::with_capacity(n);
-    for (index, ((spec, plugin), inbox)) in pipeline
-        .spec
-        .connectors
-        .iter()
-        .zip(&pipeline.plugins)
-        .zip(receivers)
-        .enumerate()
-    {
-        let thread = ConnectorThread {
-            index,
-            spec: spec.clone(),
-            plugin: plugin.clone(),
-            inbox,
-            world: world_tx.clone(),
-            peers: peers.clone(),
-            routes: pipeline.spec.graph.links(index).clone(),
-            metrics: metrics[index].clone(),
-            options: options.clone(),
-        };
-        let world = world_tx.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("weir-{}", spec.id))
-            .spawn(move || {
-                // A bug of the host's own on this thread must not leave the world waiting
-                // for it forever: it counts as the connector failing for good.
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| thread.run()));
-                if let Err(panic) = ran {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a panic".to_owned());
-                    let error = format!("the host's connector thread panicked: {message}");
-                    tracing::error!(connector = index, "{error}");
-                    let _ = world.send(WorldEvent::GaveUp(index, error.clone()));
-                    let _ = world.send(WorldEvent::Stopped {
-                        index,
-                        error: Some(error),
-                    });
-                }
-            })
-            .expect("spawning a connector thread");
-        threads.push(handle);
-    }
-    drop(world_tx);
-    let sources: BTreeSet<usize> = (0..n)
-        .filter(|i| pipeline.spec.graph.links(*i).is_source())
-        .collect();
-    let plugins = pipeline.plugins.iter().map(|p| p.info().clone()).collect();
-    let world = World::new(ids, plugins, peers, metrics, sources, options);
+    let world = World::start(pipeline, Arc::new(options), world_tx);
     let (report, stopped) = world.run(world_rx, interrupt, commands.0).await;
-    for (index, thread) in threads.into_iter().enumerate() {
+    for thread in stopped {
         // Threads that reported `Stopped` are done but for returning; the others are
         // abandoned (blocked in a plugin call) and never joined.
-        if stopped.contains(&index) && thread.join().is_err() {
+        if thread.join().is_err() {
             tracing::error!("a connector thread panicked in the host");
         }
     }

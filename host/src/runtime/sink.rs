@@ -64,6 +64,30 @@ impl Sink {
         }
     }
 
+    /// The pipeline changed: sources that feed it now and did not before are told if its
+    /// breaker is closed (`shared.routes` are the new routes, `old` the ones before).
+    pub(crate) fn rewire(&self, shared: &Shared, old: &crate::config::Links) {
+        if self.closed_since.is_none() {
+            return;
+        }
+        for &source in &shared.routes.upstream {
+            if !old.upstream.contains(&source) {
+                shared.send(
+                    source,
+                    Msg::Circuit {
+                        sink: shared.index,
+                        circuit: Circuit::Closed,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The connector's settings changed (`shared.spec`): its postprocessors are made anew.
+    pub(crate) fn respec(&mut self, shared: &Shared) {
+        self.post_chain = Chain::new(&shared.spec.postprocessors);
+    }
+
     /// Queues a batch for delivery.
     pub(crate) fn accept(&mut self, batch: Arc<Batch>) {
         self.waiting.push_back(batch);
@@ -336,6 +360,7 @@ impl Sink {
 
 fn send_feedback(shared: &Shared, batch: &Batch, failed: Vec<u32>) {
     let feedback = BatchFeedback {
+        sink: shared.index,
         batch: batch.id,
         incarnation: batch.incarnation,
         failed,

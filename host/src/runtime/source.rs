@@ -20,6 +20,7 @@ use super::held::Held;
 use super::metrics::{Call, Metrics};
 use super::supervisor::notify;
 use crate::codec::Value;
+use crate::config::Links;
 use crate::error::CallError;
 use crate::loader::{ConnectorInstance, EventBatch, EventId, Notice};
 use crate::processor::{Chain, Frames, ProcessorError, ProcessorSpec};
@@ -29,7 +30,8 @@ use crate::processor::{Chain, Frames, ProcessorError, ProcessorSpec};
 struct InFlight {
     /// The batch itself (shared with the sinks): its events' ids are the verdicts' ids.
     batch: Arc<Batch>,
-    remaining_sinks: usize,
+    /// The sinks whose verdict it awaits.
+    waiting_for: Vec<usize>,
     failed: Vec<bool>,
     /// Bytes of its frames (after preprocessing), counted against `max_in_flight_bytes`.
     bytes: usize,
@@ -99,6 +101,32 @@ pub(crate) struct Source {
     next_pull: Instant,
     dropped: Throttle,
     pull_errors: Throttle,
+}
+
+/// Tells the instance (if it runs) that it is paused or resumed by a downstream breaker.
+fn tell_paused(
+    shared: &Shared,
+    instance: Option<&mut ConnectorInstance>,
+    paused: bool,
+) -> Result<(), CallError> {
+    tracing::debug!(connector = %shared.id(), paused, "downstream circuit breaker changed");
+    let Some(instance) = instance else {
+        // Told at start (see `Supervisor::step`).
+        return Ok(());
+    };
+    let notice = if paused {
+        Notice::CircuitClosed
+    } else {
+        Notice::CircuitOpened
+    };
+    match notify(instance, shared, notice) {
+        Err(error) if error.is_poisoning() || error.is_permanent() => Err(error),
+        Err(error) => {
+            tracing::warn!(connector = %shared.id(), %error, "circuit notice failed");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 fn now_ns() -> u64 {
@@ -199,7 +227,40 @@ impl Source {
         self.streams.clear();
         self.held_bytes = 0;
         self.held.forget();
+        // A new instance has not finished, whatever the old one had.
+        self.finished = false;
+        self.finishing = false;
+        self.reported_finished = false;
         self.pull_now();
+    }
+
+    /// The pipeline changed: `shared.routes` are the new routes, `old` the ones before.
+    /// Sinks that failed for good stay dead; sinks no longer fed no longer pause it.
+    pub(crate) fn rewire(
+        &mut self,
+        shared: &Shared,
+        instance: Option<&mut ConnectorInstance>,
+        old: &Links,
+    ) -> Result<(), CallError> {
+        if !self.active {
+            return Ok(());
+        }
+        let live = |now: &[usize], before: &[usize], live: &[usize]| -> Vec<usize> {
+            now.iter()
+                .copied()
+                .filter(|s| !before.contains(s) || live.contains(s))
+                .collect()
+        };
+        self.out = live(&shared.routes.out, &old.out, &self.out);
+        self.err = live(&shared.routes.err, &old.err, &self.err);
+        let was_paused = self.is_paused();
+        let routes = &shared.routes;
+        self.closed_downstream
+            .retain(|s| routes.out.contains(s) || routes.err.contains(s));
+        if was_paused && !self.is_paused() {
+            return tell_paused(shared, instance, false);
+        }
+        Ok(())
     }
 
     /// Whether pulls wait for held bytes to be delivered.
@@ -242,6 +303,38 @@ impl Source {
         }
     }
 
+    /// A sink removed from the pipeline will never answer: what awaits its verdict fails
+    /// (at-least-once: a resending source sends it again), and nothing more goes there.
+    pub(crate) fn sink_gone(
+        &mut self,
+        shared: &Shared,
+        mut instance: Option<&mut ConnectorInstance>,
+        incarnation: u32,
+        sink: usize,
+    ) -> Result<(), CallError> {
+        let mut waiting: Vec<(u64, u32, u32)> = self
+            .in_flight
+            .iter()
+            .filter(|(_, entry)| entry.waiting_for.contains(&sink))
+            .map(|(&id, entry)| (id, entry.batch.incarnation, entry.failed.len() as u32))
+            .collect();
+        waiting.sort_unstable();
+        if !waiting.is_empty() {
+            tracing::warn!(connector = %shared.id(), batches = waiting.len(), "a removed sink did not stop in time: what awaits its verdict is failed back");
+        }
+        for (batch, batch_incarnation, len) in waiting {
+            let feedback = BatchFeedback {
+                sink,
+                batch,
+                incarnation: batch_incarnation,
+                failed: (0..len).collect(),
+            };
+            self.on_feedback(shared, instance.as_deref_mut(), incarnation, feedback)?;
+        }
+        self.sink_dead(shared, sink);
+        Ok(())
+    }
+
     /// A restarted source cannot take verdicts for the old incarnation's events: they are
     /// forgotten (the restarted plugin starts afresh), and so are its streams' buffers.
     pub(crate) fn forget_in_flight(&mut self, shared: &Shared) {
@@ -272,6 +365,10 @@ impl Source {
         sink: usize,
         circuit: Circuit,
     ) -> Result<(), CallError> {
+        if !shared.routes.out.contains(&sink) && !shared.routes.err.contains(&sink) {
+            // A sink it no longer feeds (the pipeline changed since it sent this).
+            return Ok(());
+        }
         let was_paused = self.is_paused();
         match circuit {
             Circuit::Closed => self.closed_downstream.insert(sink),
@@ -281,24 +378,7 @@ impl Source {
         if paused == was_paused {
             return Ok(());
         }
-        tracing::debug!(connector = %shared.id(), paused, "downstream circuit breaker changed");
-        let Some(instance) = instance else {
-            // Told at start (see `Supervisor::step`).
-            return Ok(());
-        };
-        let notice = if paused {
-            Notice::CircuitClosed
-        } else {
-            Notice::CircuitOpened
-        };
-        match notify(instance, shared, notice) {
-            Err(error) if error.is_poisoning() || error.is_permanent() => Err(error),
-            Err(error) => {
-                tracing::warn!(connector = %shared.id(), %error, "circuit notice failed");
-                Ok(())
-            }
-            Ok(()) => Ok(()),
-        }
+        tell_paused(shared, instance, paused)
     }
 
     /// One pull, then what it produced is routed; sets when the next pull is due.
@@ -689,7 +769,7 @@ impl Source {
             id,
             InFlight {
                 batch: batch.clone(),
-                remaining_sinks: targets.len(),
+                waiting_for: targets.clone(),
                 failed: vec![false; len],
                 bytes,
             },
@@ -700,6 +780,7 @@ impl Source {
             if !shared.send(target, Msg::Events(batch.clone())) {
                 // The sink's thread is gone (shutting down): nobody will deliver it.
                 let feedback = BatchFeedback {
+                    sink: target,
                     batch: id,
                     incarnation,
                     failed: (0..len as u32).collect(),
@@ -767,13 +848,17 @@ impl Source {
         let Some(entry) = self.in_flight.get_mut(&feedback.batch) else {
             return Ok(());
         };
+        let Some(position) = entry.waiting_for.iter().position(|&s| s == feedback.sink) else {
+            // Not awaited from this sink (any more): it was given up on.
+            return Ok(());
+        };
+        entry.waiting_for.swap_remove(position);
         for index in feedback.failed {
             if let Some(failed) = entry.failed.get_mut(index as usize) {
                 *failed = true;
             }
         }
-        entry.remaining_sinks -= 1;
-        if entry.remaining_sinks > 0 {
+        if !entry.waiting_for.is_empty() {
             return Ok(());
         }
         let entry = self.in_flight.remove(&feedback.batch).expect("present");

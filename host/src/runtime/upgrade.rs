@@ -14,7 +14,8 @@
 //!    started; it is the one the supervisor restarts from now on. Events waiting for the
 //!    connector as a sink were never handed to the old instance: the new one gets them.
 //!
-//! The bindings never change: they name the connector's thread, not its instance.
+//! An upgrade changes no binding: bindings name the connector's thread, not its instance
+//! (an applied pipeline rewires them separately, see [`super::apply`]).
 
 use std::time::Instant;
 
@@ -23,8 +24,10 @@ use tokio::sync::oneshot;
 use super::connector::Shared;
 use super::control::Upgraded;
 use super::metrics::Call;
+use super::sink::Sink;
 use super::source::Source;
 use super::supervisor::{Supervisor, notify};
+use crate::config::ConnectorSpec;
 use crate::error::CallError;
 use crate::loader::{ConnectorInstance, Notice, Plugin, Sides};
 
@@ -32,6 +35,8 @@ use crate::loader::{ConnectorInstance, Notice, Plugin, Sides};
 #[derive(Debug)]
 pub(crate) struct UpgradeRequest {
     pub(crate) plugin: Plugin,
+    /// New settings for the connector (an applied pipeline changed them); `None` keeps them.
+    pub(crate) spec: Option<ConnectorSpec>,
     pub(crate) reply: oneshot::Sender<Result<Upgraded, String>>,
 }
 
@@ -40,6 +45,8 @@ pub(crate) struct UpgradeRequest {
 pub(crate) struct Switched {
     pub(crate) index: usize,
     pub(crate) plugin: crate::loader::PluginInfo,
+    /// The settings it runs with now.
+    pub(crate) spec: ConnectorSpec,
     pub(crate) reply: oneshot::Sender<Result<Upgraded, String>>,
     pub(crate) outcome: Result<Upgraded, String>,
 }
@@ -47,6 +54,7 @@ pub(crate) struct Switched {
 /// An upgrade under way.
 pub(crate) struct Upgrade {
     plugin: Plugin,
+    spec: Option<ConnectorSpec>,
     reply: Option<oneshot::Sender<Result<Upgraded, String>>>,
     instance: Option<ConnectorInstance>,
     attempt: u32,
@@ -72,6 +80,7 @@ impl Upgrade {
         let now = Instant::now();
         Self {
             plugin: request.plugin,
+            spec: request.spec,
             reply: Some(request.reply),
             instance: None,
             attempt: 0,
@@ -116,6 +125,7 @@ impl Upgrade {
         shared: &mut Shared,
         supervisor: &mut Supervisor,
         source: &mut Source,
+        sink: &mut Sink,
         paused: bool,
     ) -> Step {
         let now = Instant::now();
@@ -124,7 +134,7 @@ impl Upgrade {
                 Ok(true) => {
                     tracing::info!(connector = %shared.id(), version = %self.plugin.info().version, "new version connected: draining the old instance");
                     self.drain_until = Some(now + shared.options.drain_timeout);
-                    self.step(shared, supervisor, source, paused)
+                    self.step(shared, supervisor, source, sink, paused)
                 }
                 Ok(false) => Step::Pending,
                 Err(why) => {
@@ -134,7 +144,7 @@ impl Upgrade {
             },
             None => Step::Pending,
             Some(until) if source.is_idle() || now >= until => {
-                let (outcome, step) = match self.switch(shared, supervisor, source, paused) {
+                let (outcome, step) = match self.switch(shared, supervisor, source, sink, paused) {
                     Ok(upgraded) => (Ok(upgraded), Step::Done),
                     Err(failed) => {
                         let (why, error) = *failed;
@@ -147,6 +157,7 @@ impl Upgrade {
                     shared.tell_world(super::WorldEvent::Upgraded(Box::new(Switched {
                         index: shared.index,
                         plugin: shared.plugin.info().clone(),
+                        spec: shared.spec.clone(),
                         reply,
                         outcome,
                     })));
@@ -169,6 +180,7 @@ impl Upgrade {
     /// connected, `Ok(false)` to try again later, `Err` to give up.
     fn connect(&mut self, shared: &Shared) -> Result<bool, String> {
         let version = self.plugin.info().version.clone();
+        let spec = self.spec.as_ref().unwrap_or(&shared.spec);
         if self.instance.is_none() {
             let bound_as = Sides {
                 source: shared.routes.is_source(),
@@ -176,7 +188,7 @@ impl Upgrade {
             };
             let instance = self
                 .plugin
-                .instantiate_bound(&shared.spec.id, &shared.spec.config, bound_as)
+                .instantiate_bound(&spec.id, &spec.config, bound_as)
                 .map_err(|e| format!("version {version} refused the connector's config: {e}"))?;
             self.instance = Some(instance);
         }
@@ -196,7 +208,7 @@ impl Upgrade {
             return Ok(true);
         }
         self.attempt += 1;
-        self.next_try = Instant::now() + shared.spec.reconnect.delay(self.attempt);
+        self.next_try = Instant::now() + spec.reconnect.delay(self.attempt);
         if self.next_try > self.connect_by {
             return Err(format!(
                 "version {version} did not connect within {:?}",
@@ -212,6 +224,7 @@ impl Upgrade {
         shared: &mut Shared,
         supervisor: &mut Supervisor,
         source: &mut Source,
+        sink: &mut Sink,
         paused: bool,
     ) -> Result<Upgraded, Box<(String, CallError)>> {
         let failed_back = source.in_flight_events();
@@ -238,6 +251,10 @@ impl Upgrade {
             }
         }
         shared.plugin = self.plugin.clone();
+        if let Some(spec) = self.spec.take() {
+            shared.spec = spec;
+            sink.respec(shared);
+        }
         let mut new = self.instance.take().expect("connected before switching");
         let started = start(&mut new, shared, paused);
         supervisor.install(new);

@@ -1,22 +1,31 @@
-//! The world: the one async task that watches the connectors and drives the shutdown.
+//! The world: the one async task that starts and watches the connectors, changes the
+//! pipeline while it runs, and drives the shutdown.
 //!
 //! Every wait here has a deadline: draining ends after `drain_timeout` whatever is still
 //! in flight, stopping after `stop_timeout` whatever thread is still inside a plugin call.
 //! The world never blocks on a connector thread.
+//!
+//! Connectors are numbered in the order they joined; a removed connector's number is never
+//! given to another, so a late message to or from it cannot reach the wrong connector.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
 
-use super::connector::{Control, Msg};
-use super::control::{Command, ConnectorStatus};
+use super::apply::{Current, FollowUp, Retiring, plan};
+use super::connector::{ConnectorThread, Control, Msg, Rewire};
+use super::control::{Applied, Command, ConnectorStatus};
 use super::metrics::Metrics;
 use super::upgrade::UpgradeRequest;
 use super::{RunReport, RuntimeOptions, StopReason, WorldEvent};
-use crate::loader::PluginInfo;
+use crate::config::{ConnectorSpec, Links};
+use crate::loader::{Plugin, PluginInfo};
+use crate::pipeline::Pipeline;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -32,8 +41,22 @@ pub(super) struct World {
     ids: Vec<String>,
     /// The plugin each connector runs now.
     plugins: Vec<PluginInfo>,
+    /// The settings each connector runs with now.
+    specs: Vec<ConnectorSpec>,
+    /// Each connector's routes now.
+    links: Vec<Links>,
+    /// Every connector's inbox (what each connector thread got last).
     peers: Arc<Vec<Sender<Msg>>>,
     metrics: Vec<Arc<Metrics>>,
+    threads: Vec<Option<JoinHandle<()>>>,
+    /// For connector threads started later.
+    events: UnboundedSender<WorldEvent>,
+    /// Connectors removed from the pipeline (stopping or stopped).
+    removed: BTreeSet<usize>,
+    /// Who waits for a connector to stop, with the error of its `on_stop`.
+    stop_waiters: Vec<(usize, oneshot::Sender<Option<String>>)>,
+    /// An apply is under way (its follow-up has not reported yet).
+    applying: bool,
     sources: BTreeSet<usize>,
     active_sources: BTreeSet<usize>,
     drained: BTreeSet<usize>,
@@ -47,21 +70,27 @@ pub(super) struct World {
 }
 
 impl World {
-    pub(super) fn new(
-        ids: Vec<String>,
-        plugins: Vec<PluginInfo>,
-        peers: Arc<Vec<Sender<Msg>>>,
-        metrics: Vec<Arc<Metrics>>,
-        sources: BTreeSet<usize>,
+    /// The world of `pipeline`, its connector threads started; they tell it what happens
+    /// through `events`.
+    pub(super) fn start(
+        pipeline: Pipeline,
         options: Arc<RuntimeOptions>,
+        events: UnboundedSender<WorldEvent>,
     ) -> Self {
-        Self {
-            ids,
-            plugins,
-            peers,
-            metrics,
-            active_sources: sources.clone(),
-            sources,
+        let mut world = Self {
+            ids: Vec::new(),
+            plugins: Vec::new(),
+            specs: Vec::new(),
+            links: Vec::new(),
+            peers: Arc::new(Vec::new()),
+            metrics: Vec::new(),
+            threads: Vec::new(),
+            events,
+            removed: BTreeSet::new(),
+            stop_waiters: Vec::new(),
+            applying: false,
+            active_sources: BTreeSet::new(),
+            sources: BTreeSet::new(),
             drained: BTreeSet::new(),
             stopped: BTreeSet::new(),
             failed: Vec::new(),
@@ -70,17 +99,108 @@ impl World {
             phase: Phase::Running,
             reason: None,
             drain_timed_out: false,
+        };
+        let Pipeline { spec, plugins } = pipeline;
+        let links: Vec<Links> = spec.graph.iter().cloned().collect();
+        let inboxes = world.join(spec.connectors.into_iter().zip(plugins).zip(links));
+        world.peers = Arc::new(world.peers.iter().cloned().collect());
+        for (index, inbox) in inboxes {
+            world.spawn(index, inbox);
+        }
+        world
+    }
+
+    /// Numbers new connectors and makes their inboxes (their threads are started by
+    /// [`spawn`](Self::spawn) once every connector has the new inboxes).
+    fn join(
+        &mut self,
+        connectors: impl IntoIterator<Item = ((ConnectorSpec, Plugin), Links)>,
+    ) -> Vec<(usize, (Plugin, Receiver<Msg>))> {
+        let mut peers: Vec<Sender<Msg>> = self.peers.iter().cloned().collect();
+        let mut joined = Vec::new();
+        for ((spec, plugin), links) in connectors {
+            let index = self.ids.len();
+            let (inbox, receiver) = std::sync::mpsc::channel();
+            peers.push(inbox);
+            if links.is_source() {
+                self.sources.insert(index);
+                self.active_sources.insert(index);
+            }
+            self.ids.push(spec.id.clone());
+            self.plugins.push(plugin.info().clone());
+            self.specs.push(spec);
+            self.links.push(links);
+            self.metrics.push(Arc::new(Metrics::default()));
+            self.threads.push(None);
+            joined.push((index, (plugin, receiver)));
+        }
+        self.peers = Arc::new(peers);
+        joined
+    }
+
+    /// Starts connector `index`'s thread.
+    fn spawn(&mut self, index: usize, (plugin, inbox): (Plugin, Receiver<Msg>)) {
+        let thread = ConnectorThread {
+            index,
+            spec: self.specs[index].clone(),
+            plugin,
+            inbox,
+            world: self.events.clone(),
+            peers: self.peers.clone(),
+            routes: self.links[index].clone(),
+            metrics: self.metrics[index].clone(),
+            options: self.options.clone(),
+        };
+        let world = self.events.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("weir-{}", self.ids[index]))
+            .spawn(move || {
+                // A bug of the host's own on this thread must not leave the world waiting
+                // for it forever: it counts as the connector failing for good.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| thread.run()));
+                if let Err(panic) = ran {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_owned());
+                    let error = format!("the host's connector thread panicked: {message}");
+                    tracing::error!(connector = index, "{error}");
+                    let _ = world.send(WorldEvent::GaveUp(index, error.clone()));
+                    let _ = world.send(WorldEvent::Stopped {
+                        index,
+                        error: Some(error),
+                    });
+                }
+            });
+        match handle {
+            Ok(handle) => self.threads[index] = Some(handle),
+            Err(error) => {
+                // Out of threads: the connector fails for good, the others go on.
+                let error = format!("cannot start the connector's thread: {error}");
+                tracing::error!(connector = %self.ids[index], "{error}");
+                self.failed.push((self.ids[index].clone(), error.clone()));
+                self.on_event(WorldEvent::Stopped {
+                    index,
+                    error: Some(error),
+                });
+            }
         }
     }
 
+    /// Whether connector `index` is part of the pipeline (not removed).
+    fn present(&self, index: usize) -> bool {
+        !self.removed.contains(&index)
+    }
+
     /// Runs until every connector stopped or the stop deadline passed; returns the report
-    /// and the connectors whose threads stopped.
+    /// and the threads of the connectors that stopped (the others are abandoned).
     pub(super) async fn run(
         mut self,
         mut events: UnboundedReceiver<WorldEvent>,
         interrupt: impl std::future::Future<Output = ()>,
         mut commands: UnboundedReceiver<Command>,
-    ) -> (RunReport, BTreeSet<usize>) {
+    ) -> (RunReport, Vec<JoinHandle<()>>) {
         let mut commands_open = true;
         let mut interrupt = std::pin::pin!(interrupt);
         let mut interrupted = false;
@@ -140,19 +260,24 @@ impl World {
         }
         self.print_metrics("final metrics");
         let report = RunReport {
-            reason: self.reason.unwrap_or(StopReason::Finished),
-            metrics: self
-                .ids
-                .iter()
-                .cloned()
-                .zip(self.metrics.iter().map(|m| m.snapshot()))
+            reason: self.reason.clone().unwrap_or(StopReason::Finished),
+            metrics: (0..self.ids.len())
+                .filter(|&i| self.present(i))
+                .map(|i| (self.ids[i].clone(), self.metrics[i].snapshot()))
                 .collect(),
-            failed: self.failed,
-            stop_failed: self.stop_failed,
+            failed: std::mem::take(&mut self.failed),
+            stop_failed: std::mem::take(&mut self.stop_failed),
             abandoned,
             drain_timed_out: self.drain_timed_out,
         };
-        (report, self.stopped)
+        let stopped = self
+            .threads
+            .iter_mut()
+            .enumerate()
+            .filter(|(index, _)| self.stopped.contains(index))
+            .filter_map(|(_, thread)| thread.take())
+            .collect();
+        (report, stopped)
     }
 
     /// The connectors that did not stop in time, with the method each is stuck in.
@@ -200,14 +325,47 @@ impl World {
             WorldEvent::Upgraded(switched) => {
                 let switched = *switched;
                 self.plugins[switched.index] = switched.plugin;
+                self.specs[switched.index] = switched.spec;
+                if switched.outcome.is_ok() && self.sources.contains(&switched.index) {
+                    // A new instance is a source that has not finished.
+                    self.active_sources.insert(switched.index);
+                }
                 let _ = switched.reply.send(switched.outcome);
             }
             WorldEvent::Stopped { index, error } => {
                 self.stopped.insert(index);
                 self.drained.insert(index);
                 self.active_sources.remove(&index);
-                if let Some(error) = error {
+                let waiters = std::mem::take(&mut self.stop_waiters);
+                for (waited, waiter) in waiters {
+                    if waited == index {
+                        let _ = waiter.send(error.clone());
+                    } else {
+                        self.stop_waiters.push((waited, waiter));
+                    }
+                }
+                if self.removed.contains(&index) {
+                    tracing::info!(connector = %self.ids[index], metrics = %self.metrics[index].snapshot(), "removed connector stopped");
+                    // Its `on_stop` failure is the apply's to report, not the run's.
+                } else if let Some(error) = error {
                     self.stop_failed.push((self.ids[index].clone(), error));
+                }
+                if self.phase == Phase::Running && self.active_sources.is_empty() && !self.applying
+                {
+                    // The last source was removed (or its thread ended): nothing more comes.
+                    self.reason = Some(StopReason::Finished);
+                    self.phase = Phase::Draining;
+                    self.drained = self.sources.clone();
+                }
+            }
+            WorldEvent::ApplyDone(done) => {
+                let (reply, applied) = *done;
+                self.applying = false;
+                let _ = reply.send(Ok(applied));
+                if self.phase == Phase::Running && self.active_sources.is_empty() {
+                    self.reason = Some(StopReason::Finished);
+                    self.phase = Phase::Draining;
+                    self.drained = self.sources.clone();
                 }
             }
         }
@@ -215,8 +373,14 @@ impl World {
 
     fn on_command(&mut self, command: Command) {
         match command {
+            Command::Apply { pipeline, reply } => {
+                if let Err(why) = self.apply(*pipeline, reply) {
+                    tracing::warn!("pipeline not applied: {why}");
+                }
+            }
             Command::Status(reply) => {
                 let statuses = (0..self.ids.len())
+                    .filter(|&index| self.present(index))
                     .map(|index| ConnectorStatus {
                         id: self.ids[index].clone(),
                         plugin: self.plugins[index].clone(),
@@ -231,7 +395,9 @@ impl World {
                 plugin,
                 reply,
             } => {
-                let Some(index) = self.ids.iter().position(|id| *id == connector) else {
+                let Some(index) =
+                    (0..self.ids.len()).find(|&i| self.present(i) && self.ids[i] == connector)
+                else {
                     let _ = reply.send(Err(format!("no connector `{connector}` in the pipeline")));
                     return;
                 };
@@ -251,7 +417,11 @@ impl World {
                     )));
                     return;
                 }
-                let request = UpgradeRequest { plugin, reply };
+                let request = UpgradeRequest {
+                    plugin,
+                    spec: None,
+                    reply,
+                };
                 if let Err(std::sync::mpsc::SendError(Msg::Upgrade(request))) =
                     self.peers[index].send(Msg::Upgrade(request))
                 {
@@ -261,6 +431,183 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Starts applying `pipeline` (see [`Controller::apply`](super::Controller::apply));
+    /// its follow-up answers `reply`. An error is answered at once, and nothing changed.
+    fn apply(
+        &mut self,
+        pipeline: Pipeline,
+        reply: oneshot::Sender<Result<Applied, String>>,
+    ) -> Result<(), String> {
+        let refuse = |reply: oneshot::Sender<Result<Applied, String>>, why: String| {
+            let _ = reply.send(Err(why.clone()));
+            Err(why)
+        };
+        if self.phase != Phase::Running {
+            return refuse(reply, "the pipeline is shutting down".to_owned());
+        }
+        if self.applying {
+            return refuse(reply, "another apply is under way".to_owned());
+        }
+        let live: Vec<usize> = (0..self.ids.len())
+            .filter(|&i| self.present(i) && !self.stopped.contains(&i))
+            .collect();
+        let current: Vec<Current<'_>> = live
+            .iter()
+            .map(|&index| Current {
+                index,
+                spec: &self.specs[index],
+                plugin: (
+                    self.plugins[index].path.as_path(),
+                    self.plugins[index].version.as_str(),
+                ),
+                links: &self.links[index],
+            })
+            .collect();
+        let new_plugins: Vec<(&std::path::Path, &str)> = pipeline
+            .plugins
+            .iter()
+            .map(|p| (p.info().path.as_path(), p.info().version.as_str()))
+            .collect();
+        let plan = match plan(
+            &current,
+            &self.ids,
+            self.ids.len(),
+            &pipeline.spec,
+            &new_plugins,
+        ) {
+            Ok(plan) => plan,
+            Err(why) => return refuse(reply, why),
+        };
+        let dead: Vec<&str> = plan
+            .replaced
+            .iter()
+            .map(|&p| pipeline.spec.connectors[p].id.as_str())
+            .filter(|id| self.failed.iter().any(|(failed, _)| failed == id))
+            .collect();
+        if !dead.is_empty() {
+            return refuse(
+                reply,
+                format!(
+                    "connector(s) {} failed for good and cannot be replaced in place: give \
+                     the new one a new id (the failed one is removed)",
+                    dead.join(", ")
+                ),
+            );
+        }
+        let Pipeline { spec, plugins } = pipeline;
+        let id_of = |p: usize| spec.connectors[p].id.clone();
+        let applied = Applied {
+            started: plan.added.iter().map(|&p| id_of(p)).collect(),
+            rewired: plan.rewired.iter().map(|&p| id_of(p)).collect(),
+            unchanged: plan.unchanged.iter().map(|&p| id_of(p)).collect(),
+            ..Applied::default()
+        };
+        tracing::info!(
+            started = ?applied.started,
+            removed = ?plan.removed.iter().map(|&i| &self.ids[i]).collect::<Vec<_>>(),
+            replaced = ?plan.replaced.iter().map(|&p| id_of(p)).collect::<Vec<_>>(),
+            rewired = ?applied.rewired,
+            "applying a changed pipeline"
+        );
+        // Every connector's routes as they will be, in runtime indices.
+        for (position, links) in plan.links.iter().enumerate() {
+            if let Some(index) = plan.indices.get(position)
+                && *index < self.links.len()
+            {
+                self.links[*index] = links.clone();
+            }
+        }
+        let mut connectors: Vec<_> = spec
+            .connectors
+            .into_iter()
+            .zip(plugins)
+            .zip(plan.links)
+            .enumerate()
+            .collect();
+        let mut upgrades = Vec::new();
+        let mut new_specs = Vec::new();
+        for (position, ((connector, plugin), _)) in &connectors {
+            if plan.replaced.contains(position) {
+                new_specs.push((plan.indices[*position], connector.clone(), plugin.clone()));
+            }
+        }
+        let added: Vec<_> = connectors
+            .drain(..)
+            .filter(|(position, _)| plan.added.contains(position))
+            .map(|(_, connector)| connector)
+            .collect();
+        let inboxes = self.join(added);
+        // 1. Every surviving connector takes its new routes and the new inboxes.
+        let mut rewired = Vec::new();
+        for &index in &live {
+            if plan.removed.contains(&index) {
+                continue;
+            }
+            let (done, answer) = oneshot::channel();
+            let rewire = Rewire {
+                peers: self.peers.clone(),
+                routes: self.links[index].clone(),
+                done,
+            };
+            if self.peers[index].send(Msg::Rewire(rewire)).is_ok() {
+                rewired.push(answer);
+            }
+        }
+        // 2. New connectors start.
+        for (index, inbox) in inboxes {
+            self.spawn(index, inbox);
+        }
+        // 3. Changed ones are replaced in place.
+        for (index, connector, plugin) in new_specs {
+            let (reply, answer) = oneshot::channel();
+            let id = connector.id.clone();
+            let request = UpgradeRequest {
+                plugin,
+                spec: Some(connector),
+                reply,
+            };
+            if let Err(std::sync::mpsc::SendError(Msg::Upgrade(request))) =
+                self.peers[index].send(Msg::Upgrade(request))
+            {
+                let _ = request
+                    .reply
+                    .send(Err("the connector has stopped".to_owned()));
+            }
+            upgrades.push((id, answer));
+        }
+        // 4. Removed ones retire once every survivor has its new routes.
+        let mut retiring = Vec::new();
+        for &index in &plan.removed {
+            self.removed.insert(index);
+            self.sources.remove(&index);
+            let (waiter, stopped) = oneshot::channel();
+            self.stop_waiters.push((index, waiter));
+            retiring.push(Retiring {
+                id: self.ids[index].clone(),
+                index,
+                inbox: self.peers[index].clone(),
+                upstream: self.links[index]
+                    .upstream
+                    .iter()
+                    .filter(|&&source| source != index)
+                    .map(|&source| self.peers[source].clone())
+                    .collect(),
+                stopped,
+            });
+        }
+        self.applying = true;
+        let follow_up = FollowUp {
+            rewired,
+            retiring,
+            upgrades,
+            applied,
+            drain_timeout: self.options.drain_timeout,
+            stop_timeout: self.options.stop_timeout,
+        };
+        tokio::spawn(follow_up.run(self.events.clone(), reply));
+        Ok(())
     }
 
     fn state(&self, index: usize) -> &'static str {
@@ -304,7 +651,10 @@ impl World {
 
     fn print_metrics(&self, title: &str) {
         let mut text = format!("{title}:\n");
-        for (id, metrics) in self.ids.iter().zip(&self.metrics) {
+        for (index, (id, metrics)) in self.ids.iter().zip(&self.metrics).enumerate() {
+            if !self.present(index) {
+                continue;
+            }
             text.push_str(&format!("  {id:<16} {}\n", metrics.snapshot()));
         }
         eprint!("{text}");

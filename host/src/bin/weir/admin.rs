@@ -1,4 +1,5 @@
-//! `weir status` and `weir plugins load|unload|reload`: requests to a running weir.
+//! `weir status`, `weir apply` and `weir plugins load|unload|reload`: requests to a
+//! running weir.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -70,6 +71,68 @@ pub(crate) fn status(socket: &Path, json: bool) -> ExitCode {
         println!("{line}");
     }
     ExitCode::SUCCESS
+}
+
+/// `weir apply FILE`.
+pub(crate) fn apply(socket: &Path, file: &Path, json: bool) -> ExitCode {
+    let request = Request::Apply {
+        file: file.display().to_string(),
+    };
+    let response = match ask(socket, &request) {
+        Ok(response) => response,
+        Err(code) => return code,
+    };
+    if let Some(result) = &response.result {
+        if json {
+            println!("{result}");
+        } else {
+            print_applied(result);
+        }
+    }
+    if response.ok {
+        ExitCode::SUCCESS
+    } else {
+        failed(&response)
+    }
+}
+
+fn print_applied(result: &serde_json::Value) {
+    let names = |key: &str| -> Vec<String> {
+        result[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    for (label, key) in [
+        ("started", "started"),
+        ("stopped", "stopped"),
+        ("rewired", "rewired"),
+        ("unchanged", "unchanged"),
+    ] {
+        let ids = names(key);
+        if !ids.is_empty() {
+            println!("{label}: {}", ids.join(", "));
+        }
+    }
+    for done in result["replaced"].as_array().into_iter().flatten() {
+        println!(
+            "replaced: {} ({} {} -> {} {}){}",
+            done["connector"].as_str().unwrap_or("?"),
+            done["from"]["plugin"].as_str().unwrap_or("?"),
+            done["from"]["version"].as_str().unwrap_or("?"),
+            done["to"]["plugin"].as_str().unwrap_or("?"),
+            done["to"]["version"].as_str().unwrap_or("?"),
+            match done["failed_back"].as_u64() {
+                Some(0) | None => String::new(),
+                Some(n) => format!(", {n} events failed back to the old instance"),
+            }
+        );
+    }
+    for warning in result["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", warning.as_str().unwrap_or("?"));
+    }
 }
 
 /// `weir plugins load|unload|reload`.

@@ -39,7 +39,7 @@ struct Cli {
     plugin_depth: u8,
 
     /// The admin socket of a running weir (`weir run` listens on it; `weir status` and
-    /// `weir plugins load|unload|reload` talk to it). Default: $XDG_RUNTIME_DIR/weir/admin.sock,
+    /// `weir plugins load|unload|reload` and `weir apply` talk to it). Default: $XDG_RUNTIME_DIR/weir/admin.sock,
     /// or weir-UID/admin.sock in the temporary directory.
     #[arg(long, value_name = "PATH", global = true)]
     admin_socket: Option<PathBuf>,
@@ -94,6 +94,26 @@ enum Command {
         /// (as `weir plugins reload`). Files are looked at once they stop changing.
         #[arg(long)]
         watch: bool,
+    },
+    /// Change a running weir's pipeline to the one in FILE, without a restart.
+    ///
+    /// Connectors are matched by id. New ones start; removed ones are unbound, drain (what
+    /// they produced gets its verdict, what waits for them is delivered) and stop; changed
+    /// ones (plugin, version, config, codec, processors, restart settings) are replaced as
+    /// by `weir plugins reload`: the new instance connects while the old one runs, then
+    /// the old one drains, so no event is lost; connectors whose bindings changed are
+    /// rewired in place; the others keep running. The file is checked whole first: on any
+    /// error nothing changes. A connector cannot turn from source to sink in place (give
+    /// it a new id). `plugin_path` is read at start only.
+    ///
+    /// Exit status: 0 when every change was made, 1 otherwise (the message says which).
+    Apply {
+        /// The pipeline file (TOML).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The answer as JSON, for tools.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the connectors of a running weir: plugin, version, file, state and counters.
     Status {
@@ -231,6 +251,10 @@ fn main() -> ExitCode {
         Command::Plugins(PluginsCommand::Doctor { paths }) => plugins::doctor(&finder, &paths),
         Command::Plugins(PluginsCommand::Inspect { files }) => plugins::inspect(&files),
         Command::Status { json } => admin::status(&admin_socket(&cli.admin_socket), json),
+        Command::Apply { file, json } => {
+            let file = std::path::absolute(&file).unwrap_or(file);
+            admin::apply(&admin_socket(&cli.admin_socket), &file, json)
+        }
         Command::Plugins(PluginsCommand::Load { file }) => {
             let file = std::path::absolute(&file).unwrap_or(file);
             admin::plugins(
