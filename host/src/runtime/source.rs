@@ -765,28 +765,33 @@ impl Source {
             Port::Out => self.out.clone(),
             Port::Err => self.err.clone(),
         };
+        // Sent first, recorded after: verdicts come through this thread's own inbox, so
+        // none is looked at before the record exists.
+        let unreachable: Vec<usize> = targets
+            .iter()
+            .copied()
+            .filter(|&target| !shared.send(target, Msg::Events(batch.clone())))
+            .collect();
         self.in_flight.insert(
             id,
             InFlight {
-                batch: batch.clone(),
-                waiting_for: targets.clone(),
+                batch,
+                waiting_for: targets,
                 failed: vec![false; len],
                 bytes,
             },
         );
         self.in_flight_events += len;
         self.in_flight_bytes += bytes;
-        for target in targets {
-            if !shared.send(target, Msg::Events(batch.clone())) {
-                // The sink's thread is gone (shutting down): nobody will deliver it.
-                let feedback = BatchFeedback {
-                    sink: target,
-                    batch: id,
-                    incarnation,
-                    failed: (0..len as u32).collect(),
-                };
-                self.on_feedback(shared, Some(&mut *instance), incarnation, feedback)?;
-            }
+        for target in unreachable {
+            // The sink's thread is gone (shutting down): nobody will deliver it.
+            let feedback = BatchFeedback {
+                sink: target,
+                batch: id,
+                incarnation,
+                failed: (0..len as u32).collect(),
+            };
+            self.on_feedback(shared, Some(&mut *instance), incarnation, feedback)?;
         }
         Ok(())
     }
