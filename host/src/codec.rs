@@ -14,8 +14,9 @@ pub enum Value {
     Bytes(Bytes),
     /// UTF-8 text (`string` codec), checked at decode time.
     Text(Bytes),
-    /// A JSON document (`json` codec).
-    Json(serde_json::Value),
+    /// A JSON document (`json` codec): a `sonic_rs` value, whose strings and containers
+    /// live in one arena per document (no allocation per field, one free at drop).
+    Json(sonic_rs::Value),
 }
 
 impl Value {
@@ -45,6 +46,46 @@ pub struct CodecError {
     pub codec: &'static str,
     /// What went wrong.
     pub message: String,
+}
+
+/// The deepest nesting of arrays and objects the `json` codec decodes (as `serde_json`):
+/// deeper documents are an error, not a stack overflow.
+pub const JSON_MAX_DEPTH: usize = 128;
+
+/// Where a JSON document's nesting first goes deeper than `limit`, if it does (a byte
+/// offset). Brackets inside strings do not count.
+fn too_deep(json: &[u8], limit: usize) -> Option<usize> {
+    // Most documents have fewer brackets in all than the limit: counting them is a fast
+    // (vectorised) pass, and then no nesting can be deeper.
+    // (`[` is 0x5B, `{` 0x7B: one comparison finds both.)
+    let brackets = json.iter().filter(|&&b| b | 0x20 == b'{').count();
+    if brackets <= limit {
+        return None;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (offset, &byte) in json.iter().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(offset);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Names of the codecs, for configuration errors.
@@ -101,9 +142,16 @@ impl Codec {
     /// Invalid JSON (`json`) or invalid UTF-8 (`string`).
     pub fn decode(self, frame: Bytes) -> Result<Value, CodecError> {
         match self {
-            Codec::Json => serde_json::from_slice(&frame)
-                .map(Value::Json)
-                .map_err(|e| self.error(format!("invalid JSON: {e}"))),
+            Codec::Json => {
+                if let Some(offset) = too_deep(&frame, JSON_MAX_DEPTH) {
+                    return Err(self.error(format!(
+                        "invalid JSON: nested deeper than {JSON_MAX_DEPTH} levels at byte {offset}"
+                    )));
+                }
+                sonic_rs::from_slice(&frame)
+                    .map(Value::Json)
+                    .map_err(|e| self.error(format!("invalid JSON: {}", one_line(&e))))
+            }
             Codec::String => match std::str::from_utf8(&frame) {
                 Ok(_) => Ok(Value::Text(frame)),
                 Err(e) => Err(self.error(format!("invalid UTF-8: {e}"))),
@@ -122,11 +170,13 @@ impl Codec {
             (Codec::String | Codec::Binary, Value::Bytes(_) | Value::Text(_)) => {
                 return Ok(Encoded::AsIs);
             }
-            (Codec::String | Codec::Binary, Value::Json(serde_json::Value::String(text))) => {
+            (Codec::String | Codec::Binary, Value::Json(json))
+                if let Some(text) = sonic_rs::JsonValueTrait::as_str(json) =>
+            {
                 out.extend_from_slice(text.as_bytes());
             }
             (_, Value::Json(json)) => {
-                serde_json::to_writer(&mut *out, json).map_err(|e| self.error(e.to_string()))?;
+                sonic_rs::to_writer(&mut *out, json).map_err(|e| self.error(e.to_string()))?;
             }
             (Codec::Json, Value::Text(bytes) | Value::Bytes(bytes)) => {
                 let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -134,16 +184,24 @@ impl Codec {
                         "cannot encode non-UTF-8 bytes as a JSON string: {e}"
                     ))
                 })?;
-                serde_json::to_writer(&mut *out, text).map_err(|e| self.error(e.to_string()))?;
+                sonic_rs::to_writer(&mut *out, text).map_err(|e| self.error(e.to_string()))?;
             }
         }
         Ok(Encoded::Appended(start..out.len()))
     }
 }
 
+/// A `sonic_rs` error on one line: its message says where, then quotes the input around
+/// it on further lines, which a log line or an `err` event does not need.
+fn one_line(error: &sonic_rs::Error) -> String {
+    let text = error.to_string();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sonic_rs::json;
 
     fn encode(codec: Codec, value: &Value) -> Vec<u8> {
         let mut out = b"prefix".to_vec();
@@ -157,10 +215,7 @@ mod tests {
     fn json_round_trip() {
         let frame = Bytes::from_static(br#"{"a":[1,2.5,"x"],"b":null}"#);
         let value = Codec::Json.decode(frame.clone()).unwrap();
-        assert_eq!(
-            value,
-            Value::Json(serde_json::json!({"a": [1, 2.5, "x"], "b": null}))
-        );
+        assert_eq!(value, Value::Json(json!({"a": [1, 2.5, "x"], "b": null})));
         assert_eq!(encode(Codec::Json, &value), frame.to_vec());
     }
 
@@ -173,7 +228,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .starts_with("json codec: invalid JSON: key must be a string"),
+                .starts_with("json codec: invalid JSON: Expected this character to be '\"' or '}' at line 1 column 2"),
             "{error}"
         );
         let error = Codec::String
@@ -183,6 +238,42 @@ mod tests {
             error.to_string().starts_with("string codec: invalid UTF-8"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn json_nested_deeper_than_the_limit_is_an_error_not_a_crash() {
+        let nested =
+            |depth: usize| Bytes::from(format!("{}{}", "[".repeat(depth), "]".repeat(depth)));
+        assert!(Codec::Json.decode(nested(JSON_MAX_DEPTH)).is_ok());
+        for depth in [JSON_MAX_DEPTH + 1, 1_000_000] {
+            let error = Codec::Json.decode(nested(depth)).unwrap_err();
+            assert_eq!(
+                error.message,
+                format!("invalid JSON: nested deeper than 128 levels at byte 128")
+            );
+        }
+        // Brackets in strings are text, and escaped quotes do not end a string.
+        let text = format!(r#"{{"a": "\"{}"}}"#, "[".repeat(1000));
+        assert!(Codec::Json.decode(Bytes::from(text)).is_ok());
+    }
+
+    #[test]
+    fn json_round_trips_the_bundled_events_as_serde_json_reads_them() {
+        let data = include_bytes!("../../examples/data/bench-events.json");
+        let mut out = Vec::new();
+        let mut events = 0;
+        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let value = Codec::Json.decode(Bytes::copy_from_slice(line)).unwrap();
+            out.clear();
+            let Encoded::Appended(range) = Codec::Json.encode(&value, &mut out).unwrap() else {
+                panic!("json is encoded");
+            };
+            let expected: serde_json::Value = serde_json::from_slice(line).unwrap();
+            let read_back: serde_json::Value = serde_json::from_slice(&out[range]).unwrap();
+            assert_eq!(read_back, expected);
+            events += 1;
+        }
+        assert_eq!(events, 100);
     }
 
     #[test]
@@ -206,10 +297,10 @@ mod tests {
     fn values_cross_codecs() {
         let text = Value::Text(Bytes::from_static(b"he said \"hi\""));
         assert_eq!(encode(Codec::Json, &text), br#""he said \"hi\"""#);
-        let json = Value::Json(serde_json::json!({"k": 1}));
+        let json = Value::Json(json!({"k": 1}));
         assert_eq!(encode(Codec::String, &json), br#"{"k":1}"#);
         assert_eq!(
-            encode(Codec::Binary, &Value::Json(serde_json::json!("plain"))),
+            encode(Codec::Binary, &Value::Json(json!("plain"))),
             b"plain"
         );
         let error = Codec::Json

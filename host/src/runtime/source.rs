@@ -646,7 +646,7 @@ impl Source {
                     .into_iter()
                     .map(|(id, error)| Event {
                         id,
-                        value: Value::Json(serde_json::json!({
+                        value: Value::Json(sonic_rs::json!({
                             "error": error,
                             "connector": shared.spec.id,
                             "stream": id.stream,
