@@ -170,14 +170,13 @@ impl Codec {
             (Codec::String | Codec::Binary, Value::Bytes(_) | Value::Text(_)) => {
                 return Ok(Encoded::AsIs);
             }
-            (Codec::String | Codec::Binary, Value::Json(json))
-                if let Some(text) = sonic_rs::JsonValueTrait::as_str(json) =>
-            {
-                out.extend_from_slice(text.as_bytes());
-            }
-            (_, Value::Json(json)) => {
-                sonic_rs::to_writer(&mut *out, json).map_err(|e| self.error(e.to_string()))?;
-            }
+            (_, Value::Json(json)) => match sonic_rs::JsonValueTrait::as_str(json) {
+                // A JSON string is its text to the text codecs.
+                Some(text) if self != Codec::Json => out.extend_from_slice(text.as_bytes()),
+                _ => {
+                    sonic_rs::to_writer(&mut *out, json).map_err(|e| self.error(e.to_string()))?;
+                }
+            },
             (Codec::Json, Value::Text(bytes) | Value::Bytes(bytes)) => {
                 let text = std::str::from_utf8(bytes).map_err(|e| {
                     self.error(format!(

@@ -419,7 +419,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn aligned(&self, address: usize, align: usize, what: &str) -> Result<(), LoadError> {
-        if address % align == 0 {
+        if address.is_multiple_of(align) {
             Ok(())
         } else {
             Err(LoadError::Misaligned {

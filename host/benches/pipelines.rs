@@ -1,0 +1,293 @@
+//! End-to-end runs of `weir run` on the bundled pipelines, each a separate process, in
+//! alternation (A B A B ...) so that the machine's noise hits every case alike; the medians
+//! of the rounds are printed as a table.
+//!
+//! - `binary`, `json`: `examples/pipelines/bench-*.toml` (blaster -> blackhole on Tremor's
+//!   bench events, as fast as they go): events/s, MB/s, latency percentiles (from a pull's
+//!   return to the blackhole), peak RSS and the CPU used (in cores: CPU time over wall time).
+//! - `json@100k`: the same at a fixed 100,000 events/s, where latency percentiles mean
+//!   something.
+//! - `idle`: 1,000 idle `metronome` sources (one event an hour) into one blackhole for a
+//!   few seconds: the CPU they cost, as a share of one core.
+//! - `memory`: 2,000 connectors (1,000 idle sources, each with its own blackhole): peak RSS
+//!   per connector.
+//!
+//! `cargo bench -p weir-host --bench pipelines` runs 3 rounds of 10 s each (after 2 s of
+//! warmup); `-- --rounds N --secs S` to change that. Under `cargo test` (no `--bench`
+//! argument) it runs one short round with the debug build: a smoke test that it still works.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use weir_tests::{temp_dir, toml_path, workspace_root};
+
+/// What one run measured.
+#[derive(Debug, Default, Clone)]
+struct Measured {
+    events_per_sec: f64,
+    mb_per_sec: f64,
+    /// Latency percentiles in µs: p50, p99, p99.9.
+    latency: [f64; 3],
+    peak_rss: u64,
+    cpu: Duration,
+    wall: Duration,
+}
+
+/// Runs `weir run PIPELINE` to its end (or, with `stop_after`, until then, then SIGINT) and
+/// measures it with the kernel's accounting of that process.
+fn run(weir: &Path, plugins: &Path, pipeline: &Path, stop_after: Option<Duration>) -> Measured {
+    let started = Instant::now();
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped below with wait4, which also gives its resource usage"
+    )]
+    let child = Command::new(weir)
+        .arg("run")
+        .arg(pipeline)
+        .args(["--no-admin-socket", "--plugin-dir"])
+        .arg(plugins)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting weir");
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.expect("piped");
+    let mut stderr = child.stderr.expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    if let Some(after) = stop_after {
+        std::thread::sleep(after);
+        // SAFETY: `pid` is our child, not waited for yet, so it is still this process.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+    }
+    let mut status = 0;
+    // SAFETY: zeroed `rusage` is a valid value for the kernel to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child (never waited for by `Child`, which we dropped the
+    // handles of); `status` and `usage` are valid for writes.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    let wall = started.elapsed();
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "weir run {} failed ({status}): {out}{err}",
+        pipeline.display()
+    );
+    let text = format!("{out}{err}");
+    let cpu = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let mut measured = Measured {
+        peak_rss: usage.ru_maxrss as u64 * 1024,
+        cpu: cpu(usage.ru_utime) + cpu(usage.ru_stime),
+        wall,
+        ..Measured::default()
+    };
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["throughput:", events, "events/s,", mb, "MB/s"] => {
+                measured.events_per_sec = events.parse().unwrap_or(0.0);
+                measured.mb_per_sec = mb.parse().unwrap_or(0.0);
+            }
+            ["p50", value] => measured.latency[0] = value.parse().unwrap_or(0.0),
+            ["p99", value] => measured.latency[1] = value.parse().unwrap_or(0.0),
+            ["p99.9", value] => measured.latency[2] = value.parse().unwrap_or(0.0),
+            _ => {}
+        }
+    }
+    measured
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The settings of one invocation.
+struct Settings {
+    rounds: usize,
+    secs: u64,
+    warmup: u64,
+    idle_sources: usize,
+    memory_sources: usize,
+    weir: PathBuf,
+    plugins: PathBuf,
+}
+
+impl Settings {
+    fn from_args() -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        let bench = args.iter().any(|a| a == "--bench");
+        let value = |name: &str| {
+            args.iter()
+                .position(|a| a == name)
+                .and_then(|i| args.get(i + 1))
+                .map(|v| v.parse::<u64>().unwrap_or_else(|_| panic!("{name}: {v}")))
+        };
+        let weir = PathBuf::from(env!("CARGO_BIN_EXE_weir"));
+        let plugins = if bench {
+            // The release build of the plugins, next to the release `weir`.
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "--release", "--quiet"])
+                .args(["-p", "blaster", "-p", "blackhole", "-p", "metronome"])
+                .current_dir(workspace_root())
+                .status()
+                .expect("running cargo");
+            assert!(status.success(), "building the plugins failed");
+            weir.parent().unwrap().to_owned()
+        } else {
+            weir_tests::example_plugin("blaster")
+                .parent()
+                .unwrap()
+                .to_owned()
+        };
+        let quick = !bench;
+        Self {
+            rounds: value("--rounds").map_or(if quick { 1 } else { 3 }, |n| n as usize),
+            secs: value("--secs").unwrap_or(if quick { 1 } else { 10 }),
+            warmup: if quick { 0 } else { 2 },
+            idle_sources: if quick { 20 } else { 1000 },
+            memory_sources: if quick { 20 } else { 1000 },
+            weir,
+            plugins,
+        }
+    }
+}
+
+/// blaster -> blackhole with `codec`, optionally at a fixed rate.
+fn blast(dir: &Path, settings: &Settings, codec: &str, interval_ns: Option<u64>) -> PathBuf {
+    let data = workspace_root().join("examples/data/bench-events.json");
+    let rate = interval_ns.map_or(String::new(), |ns| format!("interval_ns = {ns}\n"));
+    let name = format!("{codec}-{}.toml", interval_ns.unwrap_or(0));
+    let file = dir.join(name);
+    std::fs::write(
+        &file,
+        format!(
+            "[[connector]]\nid = \"blaster\"\nplugin = \"blaster\"\ncodec = \"{codec}\"\n\
+             [connector.config]\nsource = {}\n{rate}\
+             [[connector]]\nid = \"blackhole\"\nplugin = \"blackhole\"\ncodec = \"{codec}\"\n\
+             [connector.config]\nwarmup_secs = {}\nstop_after_secs = {}\nsignificant_figures = 3\n\
+             [[binding]]\nfrom = \"blaster\"\nto = [\"blackhole\"]\n",
+            toml_path(&data),
+            settings.warmup,
+            settings.warmup + settings.secs,
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// `n` metronome sources ticking once an hour, into one blackhole (`shared`) or each into
+/// its own.
+fn idle(dir: &Path, n: usize, shared: bool) -> PathBuf {
+    let mut text = String::new();
+    for i in 0..n {
+        let _ = write!(
+            text,
+            "[[connector]]\nid = \"tick{i}\"\nplugin = \"metronome\"\n\
+             config = {{ interval_ms = 3600000 }}\n"
+        );
+        if !shared || i == 0 {
+            let _ = write!(
+                text,
+                "[[connector]]\nid = \"hole{i}\"\nplugin = \"blackhole\"\n"
+            );
+        }
+        let hole = if shared { 0 } else { i };
+        let _ = write!(
+            text,
+            "[[binding]]\nfrom = \"tick{i}\"\nto = [\"hole{hole}\"]\n"
+        );
+    }
+    let file = dir.join(format!("idle-{n}-{shared}.toml"));
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn main() {
+    let settings = Settings::from_args();
+    let dir = temp_dir("bench-pipelines");
+    let cases = [
+        ("binary", blast(&dir, &settings, "binary", None)),
+        ("json", blast(&dir, &settings, "json", None)),
+        ("json@100k", blast(&dir, &settings, "json", Some(10_000))),
+    ];
+    let mut results: Vec<Vec<Measured>> = vec![Vec::new(); cases.len()];
+    let mut idle_cpu = Vec::new();
+    let mut memory = Vec::new();
+    let idle_for = Duration::from_secs(settings.secs.max(1));
+    let idle_file = idle(&dir, settings.idle_sources, true);
+    let memory_file = idle(&dir, settings.memory_sources, false);
+    for round in 0..settings.rounds {
+        for (i, (name, file)) in cases.iter().enumerate() {
+            let measured = run(&settings.weir, &settings.plugins, file, None);
+            eprintln!(
+                "round {round} {name}: {:.0} events/s, p99.9 {:.0} µs",
+                measured.events_per_sec, measured.latency[2]
+            );
+            results[i].push(measured);
+        }
+        // Idle: the CPU of the whole run (startup included) over the time it was idle.
+        let measured = run(
+            &settings.weir,
+            &settings.plugins,
+            &idle_file,
+            Some(idle_for),
+        );
+        idle_cpu.push(measured.cpu.as_secs_f64() / measured.wall.as_secs_f64());
+        let measured = run(
+            &settings.weir,
+            &settings.plugins,
+            &memory_file,
+            Some(Duration::from_secs(2)),
+        );
+        memory.push(measured.peak_rss as f64 / (2 * settings.memory_sources) as f64);
+    }
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<10} {:>12} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "pipeline", "events/s", "MB/s", "p50 µs", "p99 µs", "p99.9 µs", "RSS MiB", "cores"
+    );
+    for ((name, _), runs) in cases.iter().zip(&results) {
+        let m = |f: fn(&Measured) -> f64| median(runs.iter().map(f).collect());
+        let _ = writeln!(
+            table,
+            "{name:<10} {:>12.0} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6.2}",
+            m(|r| r.events_per_sec),
+            m(|r| r.mb_per_sec),
+            m(|r| r.latency[0]),
+            m(|r| r.latency[1]),
+            m(|r| r.latency[2]),
+            m(|r| r.peak_rss as f64 / f64::from(1 << 20)),
+            m(|r| r.cpu.as_secs_f64() / r.wall.as_secs_f64()),
+        );
+        assert!(
+            runs.iter().all(|r| r.events_per_sec > 0.0),
+            "{name}: no throughput measured"
+        );
+    }
+    let _ = writeln!(
+        table,
+        "idle: {} sources cost {:.1}% of one core; memory: {:.0} KiB per connector ({} connectors)",
+        settings.idle_sources,
+        median(idle_cpu) * 100.0,
+        median(memory) / 1024.0,
+        2 * settings.memory_sources,
+    );
+    println!(
+        "{} rounds of {} s (after {} s warmup), medians:\n{table}",
+        settings.rounds, settings.secs, settings.warmup
+    );
+}
