@@ -2,6 +2,7 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output};
+use weir_sdk::abi::CONNECTOR_ABI as ABI;
 
 use weir_tests::{example_plugin, fixture_plugin};
 
@@ -33,7 +34,7 @@ fn inspect_prints_what_each_plugin_says_about_itself() {
         "kind:       connector (source)",
         "name:       stdout",
         "kind:       connector (sink)",
-        "abi:        connector 1.0 (host 1.0)",
+        &format!("abi:        connector {ABI} (host {ABI})"),
         "version:    0.1.0",
         "sdk:        weir-sdk 0.1.0",
     ] {
@@ -203,7 +204,7 @@ fn the_plugin_path_is_flags_then_environment_then_pipeline_file_then_executable_
         assert_eq!(status(shadowed)["shadowed_by"], in_a.to_str().unwrap());
     }
     assert_eq!(status(&in_a)["name"], "metronome");
-    assert_eq!(status(&in_a)["abi"], "1.0");
+    assert_eq!(status(&in_a)["abi"], ABI.to_string());
 }
 
 #[test]
@@ -265,12 +266,14 @@ fn list_and_doctor_show_every_status_with_advice() {
     );
     let advice = text(&doctor.stdout);
     for expected in [
-        "for you:            the plugin was built for connector ABI 2.0, this host implements 1.0",
+        &format!(
+            "for you:            the plugin was built for connector ABI 2.0, this host implements {ABI}"
+        ),
         "for its author:     rebuild the plugin with weir-sdk 1.x",
         "for you:            this library is not a Weir plugin (it is never loaded)",
         &format!("counter 0.1.0 is also in {}", ok.display()),
         &format!(
-            "{}: ok: counter 0.2.0, connector (source), ABI 1.0",
+            "{}: ok: counter 0.2.0, connector (source), ABI {ABI}",
             newer.display()
         ),
     ] {

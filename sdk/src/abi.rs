@@ -32,14 +32,18 @@ pub const METADATA_SYMBOL: &str = "weir_plugin_metadata";
 /// The ABI version of the connector plugin kind that this sdk implements.
 ///
 /// This is the sdk's version of the ABI, not the plugin crate's own version.
+///
+/// - 1.0: the first.
+/// - 1.1: [`HostApi`] gained wakers ([`HostApi::waker_new`] and the three after it) and
+///   [`HostApi::pull_after`], so that an idle source is not polled.
 #[cfg(not(feature = "__abi-next-for-tests"))]
-pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 0 };
+pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 1 };
 
 /// The ABI version of the connector plugin kind that this sdk implements: with the
-/// test-only feature `__abi-next-for-tests`, a simulated 1.1 that appended a field to
+/// test-only feature `__abi-next-for-tests`, a simulated 1.2 that appended a field to
 /// [`HostApi`].
 #[cfg(feature = "__abi-next-for-tests")]
-pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 1 };
+pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 2 };
 
 /// The target triple this copy of the sdk was compiled for (in a plugin: the plugin's
 /// target; in the host: the host's).
@@ -334,6 +338,24 @@ pub struct HostApi {
     /// The most verbose level the host's log shows (`LogLevel(0)`: none), so plugins do
     /// not format records nobody will see.
     pub max_level: LogLevel,
+    /// (1.1) Makes a waker for the instance: an owned handle (null if the host has none)
+    /// that any thread may wake at any time, even after the instance is gone (then waking
+    /// does nothing); released with [`waker_drop`](Self::waker_drop). Called during a call
+    /// of the instance. Taking one tells the host the source wakes it when it has events:
+    /// an `EMPTY` pull is then followed by the next one only when woken (or after a long
+    /// safety interval), not polled.
+    pub waker_new: Option<unsafe extern "C" fn(ctx: *const c_void) -> *const c_void>,
+    /// (1.1) Another handle to the same waker. Any thread, any time, on a live handle.
+    pub waker_clone: Option<unsafe extern "C" fn(waker: *const c_void) -> *const c_void>,
+    /// (1.1) Asks the host to pull the source soon. Any thread, any time, on a live handle;
+    /// cheap and coalesced (many wakes before a pull make one pull).
+    pub waker_wake: Option<unsafe extern "C" fn(waker: *const c_void)>,
+    /// (1.1) Releases a handle. Any thread, any time, once per handle.
+    pub waker_drop: Option<unsafe extern "C" fn(waker: *const c_void)>,
+    /// (1.1) Called during a pull that ends `EMPTY`: the source will have nothing before
+    /// `nanos` nanoseconds from now, so the host need not pull it sooner (a wake still
+    /// does). Ignored outside pulls and after a `READY` pull.
+    pub pull_after: Option<unsafe extern "C" fn(ctx: *const c_void, nanos: u64)>,
     /// Test-only field, see the crate feature `__abi-next-for-tests`.
     #[cfg(feature = "__abi-next-for-tests")]
     #[doc(hidden)]
@@ -355,6 +377,11 @@ impl HostApi {
             log,
             request_shutdown,
             max_level,
+            waker_new: None,
+            waker_clone: None,
+            waker_wake: None,
+            waker_drop: None,
+            pull_after: None,
             #[cfg(feature = "__abi-next-for-tests")]
             __next: 0,
         }
@@ -945,8 +972,13 @@ const fn layout_fingerprint(minor: u16) -> u64 {
         log: Option<unsafe extern "C" fn(ctx: *const c_void, record: &LogRecord)>,
         request_shutdown: Option<unsafe extern "C" fn(ctx: *const c_void)>,
         max_level: LogLevel,
+        @1 waker_new: Option<unsafe extern "C" fn(ctx: *const c_void) -> *const c_void>,
+        @1 waker_clone: Option<unsafe extern "C" fn(waker: *const c_void) -> *const c_void>,
+        @1 waker_wake: Option<unsafe extern "C" fn(waker: *const c_void)>,
+        @1 waker_drop: Option<unsafe extern "C" fn(waker: *const c_void)>,
+        @1 pull_after: Option<unsafe extern "C" fn(ctx: *const c_void, nanos: u64)>,
         #[cfg(feature = "__abi-next-for-tests")]
-        @1 __next: usize,
+        @2 __next: usize,
     });
     let fp = layout!(
         fp,
@@ -1094,6 +1126,13 @@ mod tests {
             Fingerprint::new().usize(1).finish(),
             Fingerprint::new().usize(2).finish()
         );
+    }
+
+    #[test]
+    fn the_fingerprint_of_1_0_is_what_1_0_plugins_carry() {
+        // LAYOUT_FINGERPRINT of the sdk while it implemented 1.0: appending in 1.1 must
+        // leave it as it was, or every plugin built for 1.0 would be refused.
+        assert_eq!(layout_fingerprint(0), 0x36f8_4a4d_5b91_8996);
     }
 
     #[test]

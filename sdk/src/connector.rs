@@ -253,6 +253,27 @@ impl ConnectorContext {
         }
     }
 
+    /// A [`Waker`](crate::Waker) for this source, to be woken from any thread when events
+    /// may be ready, instead of being polled while it has none. Taking one changes how the
+    /// host treats an [`Empty`](PullStatus::Empty) pull: the next pull comes when woken
+    /// (or after a long safety interval). On a context attached to no host, a waker that
+    /// does nothing.
+    pub fn waker(&self) -> crate::Waker {
+        crate::Waker::new(&self.host)
+    }
+
+    /// During [`pull`](Connector::pull): this source will have nothing before `delay` has
+    /// passed (a timer's next tick), so the host need not pull it sooner; a
+    /// [`Waker`](crate::Waker) still can. Takes effect when the pull returns
+    /// [`Empty`](PullStatus::Empty); ignored otherwise.
+    pub fn pull_after(&self, delay: std::time::Duration) {
+        if let Some(pull_after) = self.host_fn(|h| h.pull_after) {
+            let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+            // SAFETY: as in `log_with_target`: valid for the instance's life.
+            unsafe { pull_after(self.host.ctx, nanos) };
+        }
+    }
+
     /// Asks the host to shut the whole runtime down cleanly, for example when a benchmark
     /// sink has seen enough. Returns at once; the host stops connectors in order.
     pub fn request_shutdown(&self) {

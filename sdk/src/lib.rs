@@ -48,6 +48,7 @@
 mod connector;
 mod error;
 mod log;
+mod waker;
 
 pub mod abi;
 pub mod docs;
@@ -60,6 +61,7 @@ pub use connector::{
     PullStatus, SinkContext, SinkReply, SourceBatch,
 };
 pub use error::{Error, Result};
+pub use waker::Waker;
 
 /// The `tracing` crate, for logging from a plugin: events logged with its macros appear in
 /// the host's log (filtered by the host's `RUST_LOG`), tagged with the connector's id and

@@ -92,9 +92,9 @@ fn on_the_next_minor_host(plugin: &std::path::Path, config: &str) -> (Option<i32
 
 #[test]
 fn a_plugin_built_for_this_minor_loads_and_runs_on_the_next_minors_host() {
-    // Built against the real sdk (ABI 1.0), loaded by a host whose sdk appended a field to
-    // `HostApi` and moved to 1.1: the fingerprint of 1.0 is kept, the services are copied by
-    // size, and the connector runs.
+    // Built against the real sdk (this minor), loaded by a host whose sdk appended a field
+    // to `HostApi` and moved to the next minor: this minor's fingerprint is kept, the
+    // services are copied by size, and the connector runs.
     let (code, stdout) = on_the_next_minor_host(
         &weir_tests::example_plugin("metronome"),
         r#"{"interval_ms":1}"#,
@@ -114,18 +114,26 @@ fn a_plugin_built_for_this_minor_loads_and_runs_on_the_next_minors_host() {
 
 #[test]
 fn the_next_minors_host_still_refuses_layouts_that_do_not_match_their_version() {
-    // Claims 1.1 with the 1.0 layout: not what 1.1 is.
+    // Claims the next minor with this minor's layout: not what the next minor is.
+    let next = AbiVersion {
+        major: CONNECTOR_ABI.major,
+        minor: CONNECTOR_ABI.minor + 1,
+    };
     let (code, stdout) = on_the_next_minor_host(&fixture_plugin("minortoonew"), "{}");
     assert_eq!(code, Some(2), "{stdout}");
     assert!(
-        stdout.contains("layout fingerprint mismatch under the same version 1.1"),
+        stdout.contains(&format!(
+            "layout fingerprint mismatch under the same version {next}"
+        )),
         "{stdout}"
     );
     // Claims 1.0 with a drifted layout.
     let (code, stdout) = on_the_next_minor_host(&fixture_plugin("layoutmismatch"), "{}");
     assert_eq!(code, Some(2), "{stdout}");
     assert!(
-        stdout.contains("layout fingerprint mismatch under the same version 1.0"),
+        stdout.contains(&format!(
+            "layout fingerprint mismatch under the same version {CONNECTOR_ABI}"
+        )),
         "{stdout}"
     );
 }

@@ -69,13 +69,15 @@ impl Connector for Metronome {
         Ok(())
     }
 
-    fn pull(&mut self, _ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
+    fn pull(&mut self, ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
         if self.count.is_some_and(|count| self.next_id >= count) {
             return Ok(PullStatus::Finished);
         }
         let now = Instant::now();
         let next_tick = *self.next_tick.get_or_insert(now);
         if now < next_tick {
+            // Nothing before the next tick: the host need not pull before then.
+            ctx.pull_after(next_tick - now);
             return Ok(PullStatus::Empty);
         }
         let ingest_ns = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
@@ -88,10 +90,12 @@ impl Connector for Metronome {
         batch.push(&self.buffer);
         self.next_id += 1;
         // Keep the cadence even if a pull came late, without bursting to catch up.
-        self.next_tick = Some((next_tick + self.interval).max(now));
+        let next_tick = (next_tick + self.interval).max(now);
+        self.next_tick = Some(next_tick);
         if self.count.is_some_and(|count| self.next_id >= count) {
             return Ok(PullStatus::Finished);
         }
+        ctx.pull_after(next_tick.saturating_duration_since(Instant::now()));
         Ok(PullStatus::Empty)
     }
 }

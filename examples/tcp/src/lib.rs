@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 
 mod acks;
+mod readiness;
 mod warnings;
 
 use std::collections::{BTreeMap, HashMap};
@@ -67,6 +68,7 @@ use weir_sdk::{
 };
 
 use acks::{Received, Sent};
+use readiness::Readiness;
 use warnings::Warnings;
 
 /// Server or client.
@@ -131,6 +133,10 @@ const READ_CHUNK: usize = 64 * 1024;
 /// First and longest pause in accepting after the process ran out of resources.
 const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+/// The readiness token of the server's listening socket (connections use their stream id).
+const LISTENER: usize = 0;
+/// How often a source whose sockets cannot be watched is pulled instead.
+const POLL_INTERVAL: Duration = Duration::from_millis(1);
 
 /// The tcp connector's state.
 #[derive(Debug)]
@@ -157,6 +163,11 @@ pub struct Tcp {
     sent: Sent,
     /// Client with `acks`: events of the current batch were written, not yet acknowledged.
     unconfirmed: bool,
+    /// Bound as a source: wakes the host when a socket has input, so that it is pulled
+    /// only then.
+    readiness: Option<Readiness>,
+    /// A socket could not be watched: pulled every [`POLL_INTERVAL`] instead.
+    polled: bool,
 }
 
 #[connector_plugin(name = "tcp")]
@@ -206,10 +217,21 @@ impl Connector for Tcp {
             ended: Vec::new(),
             sent: Sent::default(),
             unconfirmed: false,
+            readiness: None,
+            polled: false,
         })
     }
 
-    fn connect(&mut self, _ctx: &ConnectorContext, _attempt: u32) -> Result<bool> {
+    fn connect(&mut self, ctx: &ConnectorContext, _attempt: u32) -> Result<bool> {
+        if ctx.is_bound_as_source() && self.readiness.is_none() && !self.polled {
+            match Readiness::start(ctx.waker()) {
+                Ok(readiness) => self.readiness = Some(readiness),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot wait for sockets: polling them instead");
+                    self.polled = true;
+                }
+            }
+        }
         let address = &self.config.address;
         match self.config.mode {
             Mode::Server => {
@@ -217,17 +239,19 @@ impl Connector for Tcp {
                     .map_err(|e| Error::new(format!("cannot listen on {address}: {e}")))?;
                 listener.set_nonblocking(true)?;
                 tracing::info!(address = %listener.local_addr()?, "listening");
+                self.watch(&listener, LISTENER);
                 self.listener = Some(listener);
             }
             Mode::Client => {
                 let stream = self.dial()?;
+                self.watch(&stream, CLIENT_STREAM as usize);
                 self.connections.insert(CLIENT_STREAM, stream);
             }
         }
         Ok(true)
     }
 
-    fn pull(&mut self, _ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
+    fn pull(&mut self, ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
         self.accept();
         let mut closed = std::mem::take(&mut self.ended);
         let mut reader = Reader {
@@ -248,11 +272,18 @@ impl Connector for Tcp {
             self.received.remove(&id);
             batch.end_stream(id);
         }
-        Ok(if batch.is_empty() {
-            PullStatus::Empty
-        } else {
-            PullStatus::Ready
-        })
+        if !batch.is_empty() {
+            return Ok(PullStatus::Ready);
+        }
+        // Nothing to read: the readiness thread wakes the host when there is. Unless it
+        // could not watch a socket, or accepting is paused (connections already waiting
+        // raise no new readiness): then the host comes back on its own.
+        if self.polled {
+            ctx.pull_after(POLL_INTERVAL);
+        } else if let Some((until, _)) = self.accept_paused {
+            ctx.pull_after(until.saturating_duration_since(Instant::now()));
+        }
+        Ok(PullStatus::Empty)
     }
 
     fn on_ack(&mut self, _ctx: &ConnectorContext, id: EventId) -> Result<()> {
@@ -342,6 +373,7 @@ impl Connector for Tcp {
             Ok(stream) => {
                 tracing::info!(address = %self.config.address, "reconnected");
                 self.sent = Sent::default();
+                self.watch(&stream, CLIENT_STREAM as usize);
                 self.connections.insert(CLIENT_STREAM, stream);
                 self.reconnect_at = None;
                 ctx.open_circuit();
@@ -357,12 +389,21 @@ impl Connector for Tcp {
 }
 
 impl Tcp {
-    /// Server: closes a connection; its stream ends at the next pull.
+    /// Server: closes a connection; its stream ends at the next pull, which comes soon.
     fn close(&mut self, stream: u64) {
         if self.connections.remove(&stream).is_some() {
             self.ended.push(stream);
+            if let Some(readiness) = &self.readiness {
+                readiness.wake();
+            }
         }
         self.received.remove(&stream);
+    }
+
+    /// Has the host woken when `socket` has input (when bound as a source); if it cannot
+    /// be watched, the source is polled from then on.
+    fn watch(&mut self, socket: &impl std::os::fd::AsRawFd, token: usize) {
+        watch(self.readiness.as_ref(), &mut self.polled, socket, token);
     }
 
     /// Client: the connection broke; pause the sources (close the breaker) and reconnect.
@@ -409,6 +450,12 @@ impl Tcp {
                     let id = self.next_stream;
                     self.next_stream += 1;
                     tracing::debug!(%peer, stream = id, "connection accepted");
+                    watch(
+                        self.readiness.as_ref(),
+                        &mut self.polled,
+                        &stream,
+                        id as usize,
+                    );
                     self.connections.insert(id, stream);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -513,4 +560,20 @@ fn write_all(stream: &mut TcpStream, mut bytes: &[u8], timeout: Duration) -> std
         }
     }
     Ok(())
+}
+
+/// See [`Tcp::watch`] (a function of the fields it uses, for callers that borrow others).
+fn watch(
+    readiness: Option<&Readiness>,
+    polled: &mut bool,
+    socket: &impl std::os::fd::AsRawFd,
+    token: usize,
+) {
+    let Some(readiness) = readiness else {
+        return;
+    };
+    if let Err(error) = readiness.watch(socket, token) {
+        tracing::warn!(%error, "cannot wait for a socket: polling instead");
+        *polled = true;
+    }
 }

@@ -4,7 +4,9 @@ use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::Waker;
+use std::time::Duration;
 
 use weir_sdk::abi::{
     AbiSlice, CallStatus, Capabilities, CircuitChange, CloseArgs, ConnectArgs, Connected,
@@ -292,6 +294,13 @@ struct HostContext {
     connector_id: String,
     plugin: String,
     shutdown_requested: AtomicBool,
+    /// What the plugin's wakers wake (ABI 1.1), if the host has anything to wake.
+    waker: Option<Waker>,
+    /// The plugin took a waker: it wakes the host when it has events.
+    waker_taken: AtomicBool,
+    /// Nanoseconds the source said it will be quiet for, during the last pull
+    /// (`u64::MAX`: it said nothing).
+    quiet_for: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,20 +370,44 @@ impl Plugin {
         config: &serde_json::Value,
         bound_as: Sides,
     ) -> Result<ConnectorInstance, CallError> {
+        self.instantiate_waking(connector_id, config, bound_as, None)
+    }
+
+    /// Like [`instantiate_bound`](Self::instantiate_bound), with what the connector's
+    /// wakers wake (`weir_sdk::Waker`, ABI 1.1): a source that takes one is pulled when
+    /// it wakes `waker` rather than polled. Without one, its wakers do nothing.
+    ///
+    /// # Errors
+    /// As [`instantiate`](Self::instantiate).
+    pub fn instantiate_waking(
+        &self,
+        connector_id: &str,
+        config: &serde_json::Value,
+        bound_as: Sides,
+        waker: Option<Waker>,
+    ) -> Result<ConnectorInstance, CallError> {
         let info = &self.inner.info;
         let host = Box::new(HostContext {
             connector_id: connector_id.to_owned(),
             plugin: info.name.clone(),
             shutdown_requested: AtomicBool::new(false),
+            waker,
+            waker_taken: AtomicBool::new(false),
+            quiet_for: AtomicU64::new(u64::MAX),
         });
         let config = config.to_string();
         let mut errors = ErrorCollector::default();
-        let services = HostApi::new(
+        let mut services = HostApi::new(
             (&raw const *host).cast(),
             Some(host_log),
             Some(host_request_shutdown),
             host_max_level(),
         );
+        services.waker_new = Some(host_waker_new);
+        services.waker_clone = Some(host_waker_clone);
+        services.waker_wake = Some(host_waker_wake);
+        services.waker_drop = Some(host_waker_drop);
+        services.pull_after = Some(host_pull_after);
         let mut args = CreateArgs {
             error: errors.sink(),
             config: AbiSlice::from_str(&config),
@@ -680,6 +713,7 @@ impl ConnectorInstance {
             max_events,
             hint: PullHint::EMPTY,
         };
+        self.host.quiet_for.store(u64::MAX, Ordering::Relaxed);
         // SAFETY: see `call_plugin`.
         let status = unsafe { call_plugin(|| self.object.pull(&mut args)) };
         self.finish(status, "pull")?;
@@ -689,6 +723,21 @@ impl ConnectorInstance {
             PullHint::FINISHED => Ok(PullStatus::Finished),
             PullHint(other) => Err(self.protocol("pull", format!("unknown pull hint {other}"))),
         }
+    }
+
+    /// How long the source said, during its last pull, that it will have nothing
+    /// (`ConnectorContext::pull_after` in the sdk).
+    pub fn quiet_for(&self) -> Option<Duration> {
+        match self.host.quiet_for.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Whether the plugin took a waker: it wakes the host when it has events, so it need
+    /// not be polled.
+    pub fn wakes_itself(&self) -> bool {
+        self.host.waker_taken.load(Ordering::Relaxed)
     }
 
     /// Tells a source which of its events were delivered (ack) or not (fail).
@@ -883,6 +932,63 @@ fn host_max_level() -> LogLevel {
         Some(tracing::Level::DEBUG) => LogLevel::DEBUG,
         Some(tracing::Level::TRACE) => LogLevel::TRACE,
     }
+}
+
+/// [`HostApi::waker_new`]: a new owned handle (a boxed [`Waker`]), or null if the host gave
+/// the instance nothing to wake.
+///
+/// # Safety
+/// `ctx` must be the `HostContext` of a live instance.
+unsafe extern "C" fn host_waker_new(ctx: *const c_void) -> *const c_void {
+    // SAFETY: as in `host_log`.
+    let host = unsafe { &*ctx.cast::<HostContext>() };
+    host.waker_taken.store(true, Ordering::Relaxed);
+    match &host.waker {
+        Some(waker) => Box::into_raw(Box::new(waker.clone())).cast_const().cast(),
+        None => std::ptr::null(),
+    }
+}
+
+/// [`HostApi::waker_clone`]: another owned handle to the same waker.
+///
+/// # Safety
+/// `handle` must be a live handle from `host_waker_new` or `host_waker_clone`.
+unsafe extern "C" fn host_waker_clone(handle: *const c_void) -> *const c_void {
+    // SAFETY: a live handle is a `Box<Waker>` not yet released (the caller's promise).
+    let waker = unsafe { &*handle.cast::<Waker>() };
+    Box::into_raw(Box::new(waker.clone())).cast_const().cast()
+}
+
+/// [`HostApi::waker_wake`]: wakes what the handle's waker wakes.
+///
+/// # Safety
+/// As [`host_waker_clone`].
+unsafe extern "C" fn host_waker_wake(handle: *const c_void) {
+    // SAFETY: as in `host_waker_clone`.
+    let waker = unsafe { &*handle.cast::<Waker>() };
+    waker.wake_by_ref();
+}
+
+/// [`HostApi::waker_drop`]: releases a handle.
+///
+/// # Safety
+/// As [`host_waker_clone`]; the handle is not used again.
+unsafe extern "C" fn host_waker_drop(handle: *const c_void) {
+    // SAFETY: the handle is a `Box<Waker>` from `Box::into_raw`, released once (the
+    // caller's promise).
+    drop(unsafe { Box::from_raw(handle.cast::<Waker>().cast_mut()) });
+}
+
+/// [`HostApi::pull_after`]: records how long the pulled source will be quiet.
+///
+/// # Safety
+/// `ctx` must be the `HostContext` of a live instance.
+unsafe extern "C" fn host_pull_after(ctx: *const c_void, nanos: u64) {
+    // SAFETY: as in `host_log`.
+    let host = unsafe { &*ctx.cast::<HostContext>() };
+    // `u64::MAX` means "said nothing": the longest is one nanosecond less.
+    host.quiet_for
+        .store(nanos.min(u64::MAX - 1), Ordering::Relaxed);
 }
 
 /// [`HostApi::request_shutdown`]: records the request on the instance.

@@ -93,6 +93,30 @@ pub(crate) enum Msg {
     /// The pipeline changed (see [`super::apply`]): new routes, and the inboxes of
     /// connectors that joined.
     Rewire(Rewire),
+    /// The instance's waker was woken: pull the source now.
+    Wake,
+}
+
+/// What a connector's wakers wake (`weir_sdk::Waker`): a [`Msg::Wake`] in its inbox, at
+/// most one at a time however often it is woken before the thread sees it.
+#[derive(Debug)]
+pub(crate) struct ConnectorWaker {
+    inbox: Sender<Msg>,
+    /// A wake is in the inbox, not seen yet.
+    pending: std::sync::atomic::AtomicBool,
+}
+
+impl std::task::Wake for ConnectorWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.pending.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            // The thread may be gone (the connector stopped): then nothing is to be woken.
+            let _ = self.inbox.send(Msg::Wake);
+        }
+    }
 }
 
 /// New routes for a connector, answered once they are in use.
@@ -132,6 +156,7 @@ pub(crate) struct ConnectorThread {
 /// What the supervisor, the source side and the sink side all read.
 pub(crate) struct Shared {
     pub(crate) index: usize,
+    waker: Arc<ConnectorWaker>,
     pub(crate) spec: ConnectorSpec,
     pub(crate) plugin: Plugin,
     world: UnboundedSender<WorldEvent>,
@@ -144,6 +169,11 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn id(&self) -> &str {
         &self.spec.id
+    }
+
+    /// A waker for this connector's instances.
+    pub(crate) fn waker(&self) -> std::task::Waker {
+        std::task::Waker::from(self.waker.clone())
     }
 
     pub(crate) fn tell_world(&self, event: WorldEvent) {
@@ -216,8 +246,13 @@ struct Connector {
 impl ConnectorThread {
     /// Runs the connector until it is told to stop.
     pub(crate) fn run(self) {
+        let waker = Arc::new(ConnectorWaker {
+            inbox: self.peers[self.index].clone(),
+            pending: std::sync::atomic::AtomicBool::new(false),
+        });
         let shared = Shared {
             index: self.index,
+            waker,
             spec: self.spec,
             plugin: self.plugin,
             world: self.world,
@@ -449,6 +484,14 @@ impl Connector {
             }
             Msg::Upgrade(request) => self.begin_upgrade(request),
             Msg::Rewire(rewire) => self.rewire(rewire),
+            Msg::Wake => {
+                // Cleared before the pull, so a wake during it queues another.
+                self.shared
+                    .waker
+                    .pending
+                    .store(false, std::sync::atomic::Ordering::Release);
+                self.source.woken();
+            }
             Msg::Control(control @ (Control::Drain | Control::Retire)) => {
                 let why = if control == Control::Retire {
                     tracing::info!(connector = %self.shared.id(), "removed from the pipeline: draining, then stopping");
@@ -571,7 +614,11 @@ impl Connector {
                 Msg::Rewire(rewire) => {
                     let _ = rewire.done.send(());
                 }
-                Msg::Circuit { .. } | Msg::SinkDead(_) | Msg::SinkGone(_) | Msg::Control(_) => {}
+                Msg::Circuit { .. }
+                | Msg::SinkDead(_)
+                | Msg::SinkGone(_)
+                | Msg::Wake
+                | Msg::Control(_) => {}
             }
         }
         if let Some(upgrade) = self.upgrade.take() {

@@ -48,6 +48,13 @@ struct Outgoing {
 
 const MIN_IDLE: Duration = Duration::from_micros(50);
 
+/// How long a source that wakes the host itself (it took a waker) may go unpulled after an
+/// empty pull: a safety net for a wake lost to a plugin bug, not a poll.
+const WOKEN_SAFETY_PULL: Duration = Duration::from_secs(1);
+
+/// The longest a source's own "quiet for" is taken at its word before it is pulled again.
+const MAX_QUIET: Duration = Duration::from_secs(60);
+
 /// Pulled bytes preprocessed and routed in one go (or frames they make) before credit is
 /// looked at again: one pull may hold far more than the credit allows (a chunk of a file
 /// can split into tens of thousands of lines, a compressed one expand a hundredfold).
@@ -195,6 +202,11 @@ impl Source {
             && (self.has_live_sinks(shared) || self.routing());
         if !may_pull {
             return None;
+        }
+        if self.routing() {
+            // The rest of the last pull goes on as soon as there is credit, whenever the
+            // source itself is due.
+            return Some(self.next_pull.min(Instant::now()));
         }
         Some(self.next_pull)
     }
@@ -413,8 +425,20 @@ impl Source {
         let produced = !self.pulled.is_empty() || !self.pulled.ended_streams().is_empty();
         match status {
             PullStatus::Ready => self.pull_now(),
-            PullStatus::Empty if produced => self.pull_now(),
-            PullStatus::Empty => self.back_off(shared),
+            PullStatus::Empty if produced && instance.quiet_for().is_none() => self.pull_now(),
+            PullStatus::Empty => match instance.quiet_for() {
+                // The source knows when it will have something (a timer).
+                Some(quiet) => {
+                    self.idle = MIN_IDLE;
+                    self.next_pull = Instant::now() + quiet.min(MAX_QUIET);
+                }
+                // It wakes the host when it has something: no polling in between.
+                None if instance.wakes_itself() => {
+                    self.idle = MIN_IDLE;
+                    self.next_pull = Instant::now() + WOKEN_SAFETY_PULL;
+                }
+                None => self.back_off(shared),
+            },
             PullStatus::Finished => self.finishing = true,
         }
         self.route(shared, incarnation, instance)
@@ -450,6 +474,11 @@ impl Source {
             tracing::debug!(connector = %shared.id(), "source finished");
         }
         Ok(())
+    }
+
+    /// The connector's waker was woken: pull at once.
+    pub(crate) fn woken(&mut self) {
+        self.pull_now();
     }
 
     fn pull_now(&mut self) {

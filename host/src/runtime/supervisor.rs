@@ -110,9 +110,12 @@ impl Supervisor {
                 sink: shared.routes.is_sink(),
             };
             let instance = shared.metrics.track(Call::New, || {
-                shared
-                    .plugin
-                    .instantiate_bound(&shared.spec.id, &shared.spec.config, bound_as)
+                shared.plugin.instantiate_waking(
+                    &shared.spec.id,
+                    &shared.spec.config,
+                    bound_as,
+                    Some(shared.waker()),
+                )
             })?;
             self.instance = Some(instance);
             self.attempt = 0;

@@ -188,7 +188,7 @@ impl Upgrade {
             };
             let instance = self
                 .plugin
-                .instantiate_bound(&spec.id, &spec.config, bound_as)
+                .instantiate_waking(&spec.id, &spec.config, bound_as, Some(shared.waker()))
                 .map_err(|e| format!("version {version} refused the connector's config: {e}"))?;
             self.instance = Some(instance);
         }
