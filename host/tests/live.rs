@@ -226,6 +226,18 @@ fn weir_apply_starts_added_connectors_and_drains_removed_ones() {
     let missing = run.dir.join("missing.toml");
     let (ok, _, error) = run.admin(&["apply", missing.to_str().unwrap()]);
     assert!(!ok && error.contains("missing.toml"), "{error}");
+    // Neither a FIFO (no writer: reading would block) nor an endless device is read.
+    let fifo = run.dir.join("fifo.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for file in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let (ok, _, error) = run.admin(&["apply", file]);
+        assert!(!ok, "{error}");
+        assert!(error.contains("not a regular file"), "{error}");
+    }
 
     let said = run.admin_ok(&["apply", rebound.to_str().unwrap()]);
     assert!(said.contains("started: second"), "{said}");
@@ -342,6 +354,79 @@ fn weir_apply_gives_up_on_a_removed_sink_stuck_in_a_plugin_call_and_the_rest_flo
         (0..=max).all(|n| seen.contains(&n)),
         "every number up to {max} arrived at least once"
     );
+}
+
+#[test]
+fn weir_apply_keeps_the_old_instance_when_the_new_one_blocks_and_reports_what_does_not_connect() {
+    let run = CounterRun::start_pipeline(
+        "run-apply-blocking",
+        "",
+        &[
+            // (After `run`, `--plugin-dir` replaces the ones `weir()` gives before it.)
+            "--plugin-dir",
+            misbehave_dir().to_str().unwrap(),
+            "--drain-timeout",
+            "1",
+            "--stop-timeout",
+            "1",
+        ],
+        |output| counter_pipeline("counter", "{ interval_ms = 1 }", output),
+    );
+    let numbers = || counted(&run.output).get("0.1.0").map_or(0, Vec::len);
+    // `out` would become a sink whose `connect` never returns.
+    let blocking = run.dir.join("blocking.toml");
+    std::fs::write(
+        &blocking,
+        counter_pipeline("counter", "{ interval_ms = 1 }", &run.output).replace(
+            &format!(
+                "plugin = \"file\"\npostprocessors = [\"lines\"]\nconfig = {{ path = {} }}",
+                toml_path(&run.output)
+            ),
+            "plugin = \"misbehave\"\ncodec = \"string\"\nconfig = { block_in = \"connect\" }",
+        ),
+    )
+    .unwrap();
+    let (ok, said, error) = run.admin(&["apply", blocking.to_str().unwrap()]);
+    assert!(!ok, "{said}{error}");
+    assert!(
+        error.contains("out: version 0.1.0's connect did not return within 1s"),
+        "{error}"
+    );
+    let before = numbers();
+    run.running
+        .wait_until("the old `out` to go on", |_| numbers() > before + 200);
+    // A new sink that never connects is started, and reported as not connected.
+    let never = run.dir.join("never.toml");
+    std::fs::write(
+        &never,
+        counter_pipeline("counter", "{ interval_ms = 1 }", &run.output).replace(
+            "to = [\"out\"]",
+            "to = [\"out\", \"never\"]\n\
+             [[connector]]\nid = \"never\"\nplugin = \"misbehave\"\ncodec = \"string\"\n\
+             config = { connect = \"never\" }",
+        ),
+    )
+    .unwrap();
+    let (ok, said, error) = run.admin(&["apply", never.to_str().unwrap()]);
+    assert!(!ok, "{said}{error}");
+    assert!(said.contains("started: never"), "{said}");
+    assert!(
+        error.contains("never: started, but not connected within 1s (it keeps trying)"),
+        "{error}"
+    );
+    let status = run.admin_ok(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let never = status["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "never")
+        .cloned()
+        .unwrap();
+    assert_eq!(never["state"], "connecting", "{status}");
+    run.running.signal(libc::SIGINT);
+    let (_, _, stderr) = run.running.finish();
+    assert!(stderr.contains("pipeline stopped"), "{stderr}");
 }
 
 #[test]

@@ -34,6 +34,29 @@ struct State {
     pipeline_path: Vec<PathBuf>,
 }
 
+/// Whether `file` is a regular file, without blocking on it (a FIFO would wait for a
+/// writer): opened non-blocking, then looked at through the descriptor.
+fn regular_file(file: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(file)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let metadata = opened.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !metadata.is_file() {
+        return Err("not a regular file (a pipeline file is read whole)".to_owned());
+    }
+    if metadata.len() > PipelineSpec::MAX_FILE_SIZE {
+        return Err(format!(
+            "{} bytes: larger than {} MiB, not a pipeline file",
+            metadata.len(),
+            PipelineSpec::MAX_FILE_SIZE >> 20
+        ));
+    }
+    Ok(())
+}
+
 /// Size and modification time of a file.
 fn stamp(file: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
     let metadata = std::fs::metadata(file).ok()?;
@@ -155,7 +178,16 @@ impl Admin {
             state.stamps.insert(file.to_owned(), now.expect("checked"));
             state.images.clone()
         };
-        let plugin = match crate::loader::Plugin::load_copy(file, &images) {
+        let loaded = {
+            let file = file.to_owned();
+            tokio::task::spawn_blocking(move || crate::loader::Plugin::load_copy(file, &images))
+                .await
+        };
+        let Ok(loaded) = loaded else {
+            tracing::warn!(file = %file.display(), "plugin watch: loading failed");
+            return;
+        };
+        let plugin = match loaded {
             Ok(plugin) => plugin,
             Err(error) if error.is_not_a_plugin() => {
                 tracing::debug!(%error, "plugin watch: not a plugin (or not written whole yet)");
@@ -248,12 +280,30 @@ impl Admin {
     /// changes), against the plugins loaded, or against a fresh scan of the plugin path if
     /// it names a plugin not loaded yet; then the runtime applies it.
     async fn apply(&self, file: PathBuf) -> Response {
-        let spec = match PipelineSpec::read(&file) {
-            Ok(spec) => spec,
-            Err(errors) => {
+        if let Err(why) = regular_file(&file) {
+            return Response::error(
+                ErrorKind::InvalidPipeline,
+                format!("nothing was changed: {}: {why}", file.display()),
+            );
+        }
+        // Reading and resolving (plugin constructors run to validate configs) happen off
+        // the runtime's thread, which also runs the pipeline's shutdown.
+        let read = {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || PipelineSpec::read(&file)).await
+        };
+        let spec = match read {
+            Ok(Ok(spec)) => spec,
+            Ok(Err(errors)) => {
                 return Response::error(
                     ErrorKind::InvalidPipeline,
                     format!("nothing was changed:\n{errors}"),
+                );
+            }
+            Err(error) => {
+                return Response::error(
+                    ErrorKind::InvalidPipeline,
+                    format!("nothing was changed: reading the file failed: {error}"),
                 );
             }
         };
@@ -268,13 +318,34 @@ impl Admin {
             .connectors
             .iter()
             .any(|c| state.repository.resolve(&c.plugin).is_err());
-        let fresh = unknown.then(|| PluginRepository::scan_copies(&state.path, &state.images));
         let references: BTreeMap<String, String> = spec
             .connectors
             .iter()
             .map(|c| (c.id.clone(), c.plugin.clone()))
             .collect();
-        let pipeline = match Pipeline::resolve(spec, fresh.as_ref().unwrap_or(&state.repository)) {
+        // The repository goes to the blocking thread and comes back (the state stays
+        // locked meanwhile, so nobody misses it).
+        let (path, images) = (state.path.clone(), state.images.clone());
+        let loaded = std::mem::take(&mut state.repository);
+        let resolved = tokio::task::spawn_blocking(move || {
+            let fresh = unknown.then(|| PluginRepository::scan_copies(&path, &images));
+            let resolved = Pipeline::resolve(spec, fresh.as_ref().unwrap_or(&loaded));
+            (loaded, fresh, resolved)
+        })
+        .await;
+        let (loaded, fresh, resolved) = match resolved {
+            Ok(done) => done,
+            Err(error) => {
+                // The repository was lost with the task: scan again.
+                state.repository = PluginRepository::scan_copies(&state.path, &state.images);
+                return Response::error(
+                    ErrorKind::InvalidPipeline,
+                    format!("nothing was changed: checking the file failed: {error}"),
+                );
+            }
+        };
+        state.repository = loaded;
+        let pipeline = match resolved {
             Ok(pipeline) => pipeline,
             Err(errors) => {
                 return Response::error(
@@ -322,7 +393,21 @@ impl Admin {
             return Response::error(ErrorKind::NotRunning, "the pipeline has stopped");
         };
         let mut state = self.state.lock().await;
-        let fresh = PluginRepository::scan_copies(&state.path, &state.images);
+        // Off the runtime's thread: loading runs plugin code (library constructors).
+        let (path, images) = (state.path.clone(), state.images.clone());
+        let fresh = match tokio::task::spawn_blocking(move || {
+            PluginRepository::scan_copies(&path, &images)
+        })
+        .await
+        {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                return Response::error(
+                    ErrorKind::LoadFailed,
+                    format!("scanning the plugin path failed: {error}"),
+                );
+            }
+        };
         if fresh.versions(name).is_empty() {
             return Response::error(
                 ErrorKind::UnknownPlugin,

@@ -207,7 +207,8 @@ impl PipelineSpec {
                 message,
             }])
         };
-        let bytes = std::fs::read(file).map_err(|e| error((1, 1), format!("cannot read: {e}")))?;
+        let bytes = read_capped(file, Self::MAX_FILE_SIZE)
+            .map_err(|e| error((1, 1), format!("cannot read: {e}")))?;
         let source = String::from_utf8(bytes).map_err(|e| {
             let valid = e.utf8_error().valid_up_to();
             let bytes = e.as_bytes();
@@ -223,6 +224,10 @@ impl PipelineSpec {
         })?;
         Self::parse(file, source)
     }
+
+    /// The largest pipeline file read, in bytes (a pipeline of thousands of connectors
+    /// is well under it; `/dev/zero` is not).
+    pub const MAX_FILE_SIZE: u64 = 16 << 20;
 
     /// Parses a pipeline document; `file` is only used in error messages.
     ///
@@ -342,4 +347,21 @@ impl PipelineSpec {
             message,
         }
     }
+}
+
+/// Reads `file` whole, refusing more than `limit` bytes (a device or a growing file does
+/// not exhaust memory).
+fn read_capped(file: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB: not a pipeline file",
+            limit >> 20
+        )));
+    }
+    Ok(bytes)
 }

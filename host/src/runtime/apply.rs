@@ -67,10 +67,10 @@ fn named(links: &Links, id: impl Fn(usize) -> String) -> [Vec<String>; 3] {
 
 fn sides(links: &Links) -> &'static str {
     match (links.is_source(), links.is_sink()) {
-        (true, true) => "a source and a sink",
-        (true, false) => "a source",
-        (false, true) => "a sink",
-        (false, false) => "unbound",
+        (true, true) => "bound as a source and a sink",
+        (true, false) => "bound as a source",
+        (false, true) => "bound as a sink",
+        (false, false) => "left unbound",
     }
 }
 
@@ -114,8 +114,8 @@ pub(super) fn plan(
         };
         if sides(running.links) != sides(&links) {
             refused.push(format!(
-                "connector `{}` is bound as {} and would be bound as {}: an instance cannot \
-                 change sides in place (give it a new id: the old one stops, the new one starts)",
+                "connector `{}` is {} and would be {}: an instance cannot change sides in \
+                 place (give it a new id: the old one stops, the new one starts)",
                 connector.id,
                 sides(running.links),
                 sides(&links)
@@ -162,6 +162,8 @@ pub(super) struct Retiring {
 pub(super) struct FollowUp {
     /// Every survivor's "rewired" answer.
     pub(super) rewired: Vec<oneshot::Receiver<()>>,
+    /// Each new connector's "running" (or why it is not).
+    pub(super) starting: Vec<(String, oneshot::Receiver<Result<(), String>>)>,
     /// The connectors to retire once they all answered.
     pub(super) retiring: Vec<Retiring>,
     /// Each replaced connector's upgrade outcome.
@@ -198,6 +200,21 @@ impl FollowUp {
         let stopped_by = now + drain + stop + Duration::from_secs(1);
         // An upgrade connects for up to `drain`, then the old instance drains for as long.
         let upgraded_by = now + drain * 2 + stop;
+        for (id, answer) in self.starting {
+            // `started` lists it either way: it was started, and keeps trying if it can.
+            match tokio::time::timeout_at(now + drain, answer).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(why))) => self.applied.failed.push((id, why)),
+                Ok(Err(_)) => self
+                    .applied
+                    .failed
+                    .push((id, "stopped before it ran".to_owned())),
+                Err(_) => self.applied.failed.push((
+                    id,
+                    format!("started, but not connected within {drain:?} (it keeps trying)"),
+                )),
+            }
+        }
         for (id, answer) in self.upgrades {
             match tokio::time::timeout_at(upgraded_by, answer).await {
                 Ok(Ok(Ok(upgraded))) => self.applied.replaced.push(upgraded),
@@ -353,6 +370,17 @@ to = ["b"]
         .unwrap_err();
         assert!(
             error.contains("`c` is bound as a sink and would be bound as a source"),
+            "{error}"
+        );
+        let error = plan_for(
+            "[[connector]]\nid = \"a\"\nplugin = \"blaster\"\n\
+             [[connector]]\nid = \"b\"\nplugin = \"blackhole\"\n\
+             [[binding]]\nfrom = \"a\"\nto = [\"b\"]\n\
+             [[connector]]\nid = \"c\"\nplugin = \"blackhole\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("`c` is bound as a sink and would be left unbound"),
             "{error}"
         );
     }

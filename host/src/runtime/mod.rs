@@ -99,6 +99,9 @@ pub(crate) enum WorldEvent {
     ShutdownRequested(usize),
     /// A connector failed for good (no restarts left).
     GaveUp(usize, String),
+    /// A connector's instance connected and started (`true`), or went down to be
+    /// restarted (`false`).
+    Running(usize, bool),
     /// A connector's thread is done; with the error of `on_stop` or of closing, if any.
     Stopped { index: usize, error: Option<String> },
     /// A connector runs another plugin now; the world records it, then answers.

@@ -141,6 +141,7 @@ impl Supervisor {
         }
         super::upgrade::start(instance, shared, paused)?;
         self.life = Life::Running;
+        shared.tell_world(WorldEvent::Running(shared.index, true));
         tracing::debug!(connector = %shared.id(), incarnation = self.incarnation, "connector running");
         Ok(true)
     }
@@ -184,6 +185,7 @@ impl Supervisor {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let delay = shared.spec.reconnect.delay(self.restarts);
         tracing::warn!(connector = %shared.id(), restart = self.restarts, delay_ms = delay.as_millis() as u64, "restarting connector");
+        shared.tell_world(WorldEvent::Running(shared.index, false));
         self.life = Life::Down {
             next_try: Instant::now() + delay,
         };

@@ -4,9 +4,10 @@
 //! keeps answering its inbox (and delivering, and taking verdicts) throughout:
 //!
 //! 1. **Connect the new instance**, created from the same config, while the old one keeps
-//!    running: one `connect` attempt per step, with the connector's `reconnect` backoff,
-//!    until it connects or the drain timeout passes. On any failure the old instance just
-//!    goes on and the error is the answer.
+//!    running: `connect` attempts on a thread of their own (a new version whose `connect`
+//!    blocks leaves the old one served), with the connector's `reconnect` backoff, until it
+//!    connects or the drain timeout passes. On any failure the old instance just goes on
+//!    and the error is the answer.
 //! 2. **Drain the old instance**: it is no longer pulled; every event it produced gets its
 //!    verdict from the sinks (told to the old instance, which produced it). Past the drain
 //!    timeout, what is still in flight is failed back to it.
@@ -30,6 +31,9 @@ use super::supervisor::{Supervisor, notify};
 use crate::config::ConnectorSpec;
 use crate::error::CallError;
 use crate::loader::{ConnectorInstance, Notice, Plugin, Sides};
+
+/// How often a connect attempt on its own thread is looked at.
+const ATTEMPT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// An upgrade asked of a connector thread.
 #[derive(Debug)]
@@ -55,6 +59,9 @@ pub(crate) struct Switched {
 pub(crate) struct Upgrade {
     plugin: Plugin,
     spec: Option<ConnectorSpec>,
+    /// A connect attempt under way on its own thread: the instance and its outcome come
+    /// back through it.
+    attempting: Option<std::sync::mpsc::Receiver<(ConnectorInstance, Result<bool, CallError>)>>,
     reply: Option<oneshot::Sender<Result<Upgraded, String>>>,
     instance: Option<ConnectorInstance>,
     attempt: u32,
@@ -81,6 +88,7 @@ impl Upgrade {
         Self {
             plugin: request.plugin,
             spec: request.spec,
+            attempting: None,
             reply: Some(request.reply),
             instance: None,
             attempt: 0,
@@ -181,40 +189,80 @@ impl Upgrade {
     fn connect(&mut self, shared: &Shared) -> Result<bool, String> {
         let version = self.plugin.info().version.clone();
         let spec = self.spec.as_ref().unwrap_or(&shared.spec);
-        if self.instance.is_none() {
-            let bound_as = Sides {
-                source: shared.routes.is_source(),
-                sink: shared.routes.is_sink(),
+        let now = Instant::now();
+        // An attempt runs on a thread of its own: a new version whose `connect` blocks
+        // must not stop this thread from serving the old one.
+        if let Some(attempt) = &self.attempting {
+            let (instance, result) = match attempt.try_recv() {
+                Ok(done) => done,
+                Err(std::sync::mpsc::TryRecvError::Empty) if now < self.connect_by => {
+                    self.next_try = now + ATTEMPT_POLL;
+                    return Ok(false);
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    self.attempting = None;
+                    return Err(format!(
+                        "version {version}'s connect did not return within {:?}: \
+                         its instance is left behind, blocked",
+                        shared.options.drain_timeout
+                    ));
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    self.attempting = None;
+                    return Err(format!(
+                        "version {version}'s connect ended without an answer"
+                    ));
+                }
             };
-            let instance = self
-                .plugin
-                .instantiate_waking(&spec.id, &spec.config, bound_as, Some(shared.waker()))
-                .map_err(|e| format!("version {version} refused the connector's config: {e}"))?;
+            self.attempting = None;
             self.instance = Some(instance);
-        }
-        let instance = self.instance.as_mut().expect("created above");
-        let attempt = self.attempt;
-        let connected = match instance.connect(attempt) {
-            Ok(connected) => connected,
-            Err(error) if error.is_poisoning() || error.is_permanent() => {
-                return Err(format!("version {version} cannot connect: {error}"));
+            let connected = match result {
+                Ok(connected) => connected,
+                Err(error) if error.is_poisoning() || error.is_permanent() => {
+                    return Err(format!("version {version} cannot connect: {error}"));
+                }
+                Err(error) => {
+                    tracing::warn!(connector = %shared.id(), attempt = self.attempt, %error, "the new version's connect failed, retrying");
+                    false
+                }
+            };
+            if connected {
+                return Ok(true);
             }
-            Err(error) => {
-                tracing::warn!(connector = %shared.id(), attempt, %error, "the new version's connect failed, retrying");
-                false
+            self.attempt += 1;
+            if now >= self.connect_by {
+                return Err(format!(
+                    "version {version} did not connect within {:?} ({} attempts)",
+                    shared.options.drain_timeout, self.attempt
+                ));
+            }
+            // The last attempt comes at the deadline, not before it.
+            self.next_try = (now + spec.reconnect.delay(self.attempt)).min(self.connect_by);
+            return Ok(false);
+        }
+        let mut instance = match self.instance.take() {
+            Some(instance) => instance,
+            None => {
+                let bound_as = Sides {
+                    source: shared.routes.is_source(),
+                    sink: shared.routes.is_sink(),
+                };
+                self.plugin
+                    .instantiate_waking(&spec.id, &spec.config, bound_as, Some(shared.waker()))
+                    .map_err(|e| format!("version {version} refused the connector's config: {e}"))?
             }
         };
-        if connected {
-            return Ok(true);
-        }
-        self.attempt += 1;
-        self.next_try = Instant::now() + spec.reconnect.delay(self.attempt);
-        if self.next_try > self.connect_by {
-            return Err(format!(
-                "version {version} did not connect within {:?}",
-                shared.options.drain_timeout
-            ));
-        }
+        let (done, attempt) = std::sync::mpsc::channel();
+        let number = self.attempt;
+        std::thread::Builder::new()
+            .name(format!("weir-{}-connect", shared.id()))
+            .spawn(move || {
+                let result = instance.connect(number);
+                let _ = done.send((instance, result));
+            })
+            .map_err(|e| format!("cannot start a thread to connect version {version}: {e}"))?;
+        self.attempting = Some(attempt);
+        self.next_try = now + ATTEMPT_POLL;
         Ok(false)
     }
 

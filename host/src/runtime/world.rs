@@ -49,6 +49,8 @@ pub(super) struct World {
     peers: Arc<Vec<Sender<Msg>>>,
     metrics: Vec<Arc<Metrics>>,
     threads: Vec<Option<JoinHandle<()>>>,
+    /// Threads of removed connectors that stopped, to join once they have returned.
+    reaping: Vec<JoinHandle<()>>,
     /// For connector threads started later.
     events: UnboundedSender<WorldEvent>,
     /// Connectors removed from the pipeline (stopping or stopped).
@@ -57,6 +59,10 @@ pub(super) struct World {
     stop_waiters: Vec<(usize, oneshot::Sender<Option<String>>)>,
     /// An apply is under way (its follow-up has not reported yet).
     applying: bool,
+    /// Connectors whose instance is connected and started.
+    running: BTreeSet<usize>,
+    /// Who waits for a new connector to run: `Ok` once it does, or why it never will.
+    run_waiters: Vec<(usize, oneshot::Sender<Result<(), String>>)>,
     sources: BTreeSet<usize>,
     active_sources: BTreeSet<usize>,
     drained: BTreeSet<usize>,
@@ -85,10 +91,13 @@ impl World {
             peers: Arc::new(Vec::new()),
             metrics: Vec::new(),
             threads: Vec::new(),
+            reaping: Vec::new(),
             events,
             removed: BTreeSet::new(),
             stop_waiters: Vec::new(),
             applying: false,
+            running: BTreeSet::new(),
+            run_waiters: Vec::new(),
             active_sources: BTreeSet::new(),
             sources: BTreeSet::new(),
             drained: BTreeSet::new(),
@@ -188,6 +197,34 @@ impl World {
         }
     }
 
+    fn answer_run_waiters(&mut self, index: usize, outcome: Result<(), String>) {
+        let waiters = std::mem::take(&mut self.run_waiters);
+        for (waited, waiter) in waiters {
+            if waited == index {
+                let _ = waiter.send(outcome.clone());
+            } else {
+                self.run_waiters.push((waited, waiter));
+            }
+        }
+    }
+
+    /// Joins the threads of removed connectors that have stopped and returned (`also`: one
+    /// that just reported it stopped; it is joined later if not returned yet).
+    fn reap(&mut self, also: Option<usize>) {
+        if let Some(index) = also {
+            self.reaping.extend(self.threads[index].take());
+        }
+        let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reaping)
+            .into_iter()
+            .partition(JoinHandle::is_finished);
+        self.reaping = running;
+        for thread in done {
+            if thread.join().is_err() {
+                tracing::error!("a connector thread panicked in the host");
+            }
+        }
+    }
+
     /// Whether connector `index` is part of the pipeline (not removed).
     fn present(&self, index: usize) -> bool {
         !self.removed.contains(&index)
@@ -276,6 +313,7 @@ impl World {
             .enumerate()
             .filter(|(index, _)| self.stopped.contains(index))
             .filter_map(|(_, thread)| thread.take())
+            .chain(std::mem::take(&mut self.reaping))
             .collect();
         (report, stopped)
     }
@@ -320,7 +358,15 @@ impl World {
                 }
             }
             WorldEvent::GaveUp(connector, error) => {
+                self.answer_run_waiters(connector, Err(format!("failed for good: {error}")));
                 self.failed.push((self.ids[connector].clone(), error));
+            }
+            WorldEvent::Running(connector, true) => {
+                self.running.insert(connector);
+                self.answer_run_waiters(connector, Ok(()));
+            }
+            WorldEvent::Running(connector, false) => {
+                self.running.remove(&connector);
             }
             WorldEvent::Upgraded(switched) => {
                 let switched = *switched;
@@ -333,6 +379,7 @@ impl World {
                 let _ = switched.reply.send(switched.outcome);
             }
             WorldEvent::Stopped { index, error } => {
+                self.answer_run_waiters(index, Err("stopped before it ran".to_owned()));
                 self.stopped.insert(index);
                 self.drained.insert(index);
                 self.active_sources.remove(&index);
@@ -346,6 +393,9 @@ impl World {
                 }
                 if self.removed.contains(&index) {
                     tracing::info!(connector = %self.ids[index], metrics = %self.metrics[index].snapshot(), "removed connector stopped");
+                    // Its thread is returning: reaped now or with a later one, so that
+                    // connectors removed over a long run leave no stacks behind.
+                    self.reap(Some(index));
                     // Its `on_stop` failure is the apply's to report, not the run's.
                 } else if let Some(error) = error {
                     self.stop_failed.push((self.ids[index].clone(), error));
@@ -361,6 +411,7 @@ impl World {
             WorldEvent::ApplyDone(done) => {
                 let (reply, applied) = *done;
                 self.applying = false;
+                self.reap(None);
                 let _ = reply.send(Ok(applied));
                 if self.phase == Phase::Running && self.active_sources.is_empty() {
                     self.reason = Some(StopReason::Finished);
@@ -555,8 +606,12 @@ impl World {
                 rewired.push(answer);
             }
         }
-        // 2. New connectors start.
+        // 2. New connectors start; the apply answers once they run (or cannot).
+        let mut starting = Vec::new();
         for (index, inbox) in inboxes {
+            let (waiter, answer) = oneshot::channel();
+            self.run_waiters.push((index, waiter));
+            starting.push((self.ids[index].clone(), answer));
             self.spawn(index, inbox);
         }
         // 3. Changed ones are replaced in place.
@@ -600,6 +655,7 @@ impl World {
         self.applying = true;
         let follow_up = FollowUp {
             rewired,
+            starting,
             retiring,
             upgrades,
             applied,
@@ -616,6 +672,8 @@ impl World {
             "failed"
         } else if self.stopped.contains(&index) {
             "stopped"
+        } else if !self.running.contains(&index) && self.phase == Phase::Running {
+            "connecting"
         } else {
             match self.phase {
                 Phase::Running => "running",

@@ -75,19 +75,35 @@ pub(crate) fn status(socket: &Path, json: bool) -> ExitCode {
 
 /// `weir apply FILE`.
 pub(crate) fn apply(socket: &Path, file: &Path, json: bool) -> ExitCode {
+    let Some(path) = file.to_str() else {
+        eprintln!(
+            "error: {}: the path is not UTF-8, which the admin protocol carries paths as \
+             (rename the file or link it from a UTF-8 path)",
+            file.display()
+        );
+        return ExitCode::FAILURE;
+    };
     let request = Request::Apply {
-        file: file.display().to_string(),
+        file: path.to_owned(),
     };
     let response = match ask(socket, &request) {
         Ok(response) => response,
         Err(code) => return code,
     };
-    if let Some(result) = &response.result {
-        if json {
-            println!("{result}");
+    if json {
+        // The whole answer, errors included, for tools.
+        println!(
+            "{}",
+            serde_json::to_string(&response).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        );
+        return if response.ok {
+            ExitCode::SUCCESS
         } else {
-            print_applied(result);
-        }
+            ExitCode::FAILURE
+        };
+    }
+    if let Some(result) = &response.result {
+        print_applied(result);
     }
     if response.ok {
         ExitCode::SUCCESS

@@ -252,6 +252,12 @@ fn main() -> ExitCode {
         Command::Plugins(PluginsCommand::Inspect { files }) => plugins::inspect(&files),
         Command::Status { json } => admin::status(&admin_socket(&cli.admin_socket), json),
         Command::Apply { file, json } => {
+            if !finder.plugin_dirs.is_empty() {
+                eprintln!(
+                    "warning: --plugin-dir has no effect on `weir apply`: the running weir \
+                     resolves plugins on its own plugin path"
+                );
+            }
             let file = std::path::absolute(&file).unwrap_or(file);
             admin::apply(&admin_socket(&cli.admin_socket), &file, json)
         }
