@@ -723,3 +723,48 @@ fn a_bomb_behind_an_incompressible_prefix_keeps_the_host_small() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_source_woken_from_its_own_thread_is_pulled_at_once_and_not_polled() {
+    let dir = temp_dir("run-wakeful");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        weir_tests::fixture_plugin("wakeful"),
+        plugins.join("libwakeful.so"),
+    )
+    .unwrap();
+    let output = dir.join("out.jsonl");
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"woken\"\nplugin = \"wakeful\"\n\
+             config = {{ count = 20, interval_ms = 50 }}\n\
+             [[connector]]\nid = \"out\"\nplugin = \"file\"\npostprocessors = [\"lines\"]\n\
+             config = {{ path = {} }}\n\
+             [[binding]]\nfrom = \"woken\"\nto = [\"out\"]\n",
+            toml_path(&output)
+        ),
+    );
+    let running = Running::start(&pipeline, &["--plugin-dir", plugins.to_str().unwrap()]);
+    let (exit, _, stderr) = running.finish();
+    assert_eq!(exit.code(), Some(0), "{stderr}");
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let numbers: Vec<u64> = events.iter().map(|e| e["n"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (0..20).collect::<Vec<_>>(), "{stderr}");
+    // Woken, a source is pulled within about a wake-up of the host's thread (tens of µs);
+    // had the wake been lost, the safety pull would come a second later.
+    let slowest = events
+        .iter()
+        .map(|e| e["delay_us"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(slowest < 200_000, "a pull came {slowest} µs after its wake");
+    // Over the run's second, a polled source would have been pulled hundreds of times.
+    let pulls = events.last().unwrap()["pulls"].as_u64().unwrap();
+    assert!(pulls <= 60, "{pulls} pulls for 20 wakes: polled");
+}

@@ -80,7 +80,7 @@ impl Default for RuntimeOptions {
             drain_timeout: Duration::from_secs(10),
             stop_timeout: Duration::from_secs(5),
             batch_size: 64,
-            max_in_flight: 4096,
+            max_in_flight: 256,
             max_in_flight_bytes: 64 << 20,
             idle_backoff_max: Duration::from_millis(1),
             tick_interval: Duration::from_millis(50),

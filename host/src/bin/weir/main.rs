@@ -79,7 +79,7 @@ enum Command {
         batch_size: u32,
         /// Most events of one source awaiting their verdict before it is pulled again
         /// (bounds memory and queueing latency).
-        #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         max_in_flight: u32,
         /// Most bytes one source holds before more is routed or pulled: events awaiting their
         /// verdict plus unfinished frames in preprocessors (bounds memory whatever a pull
