@@ -7,8 +7,9 @@
 //!   return to the blackhole), peak RSS and the CPU used (in cores: CPU time over wall time).
 //! - `json@100k`: the same at a fixed 100,000 events/s, where latency percentiles mean
 //!   something.
-//! - `idle`: 1,000 idle `metronome` sources (one event an hour) into one blackhole for a
-//!   few seconds: the CPU they cost, as a share of one core.
+//! - `idle`: 1,000 idle `metronome` sources (one event an hour) into one blackhole: the CPU
+//!   they cost once started (over `--secs`, after as long for startup), as a share of one
+//!   core.
 //! - `memory`: 2,000 connectors (1,000 idle sources, each with its own blackhole): peak RSS
 //!   per connector.
 //!
@@ -26,6 +27,9 @@ use weir_tests::{temp_dir, toml_path, workspace_root};
 /// What one run measured.
 #[derive(Debug, Default, Clone)]
 struct Measured {
+    /// With `stop_after`: the CPU time of the last `stop_after / 2` before the stop, over
+    /// that time (startup left out), in cores.
+    steady_cores: f64,
     events_per_sec: f64,
     mb_per_sec: f64,
     /// Latency percentiles in µs: p50, p99, p99.9.
@@ -66,8 +70,13 @@ fn run(weir: &Path, plugins: &Path, pipeline: &Path, stop_after: Option<Duration
         let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
         text
     });
+    let mut steady_cores = 0.0;
     if let Some(after) = stop_after {
-        std::thread::sleep(after);
+        // The first half starts the connectors; the second half is measured.
+        std::thread::sleep(after / 2);
+        let (from, at) = (cpu_time(pid), Instant::now());
+        std::thread::sleep(after / 2);
+        steady_cores = (cpu_time(pid) - from).as_secs_f64() / at.elapsed().as_secs_f64();
         // SAFETY: `pid` is our child, not waited for yet, so it is still this process.
         unsafe { libc::kill(pid, libc::SIGINT) };
     }
@@ -88,6 +97,7 @@ fn run(weir: &Path, plugins: &Path, pipeline: &Path, stop_after: Option<Duration
     let text = format!("{out}{err}");
     let cpu = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     let mut measured = Measured {
+        steady_cores,
         peak_rss: usage.ru_maxrss as u64 * 1024,
         cpu: cpu(usage.ru_utime) + cpu(usage.ru_stime),
         wall,
@@ -107,6 +117,23 @@ fn run(weir: &Path, plugins: &Path, pipeline: &Path, stop_after: Option<Duration
         }
     }
     measured
+}
+
+/// The CPU time (user and system) process `pid` used so far, from `/proc/PID/stat`.
+fn cpu_time(pid: libc::pid_t) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (in parentheses, which may hold spaces): utime and
+    // stime are the 12th and 13th, in clock ticks.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // SAFETY: `sysconf` only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Duration::from_secs_f64(fields.iter().sum::<u64>() as f64 / ticks)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -238,14 +265,14 @@ fn main() {
             );
             results[i].push(measured);
         }
-        // Idle: the CPU of the whole run (startup included) over the time it was idle.
+        // Idle: the CPU of the second half of the run, once every connector started.
         let measured = run(
             &settings.weir,
             &settings.plugins,
             &idle_file,
-            Some(idle_for),
+            Some(idle_for * 2),
         );
-        idle_cpu.push(measured.cpu.as_secs_f64() / measured.wall.as_secs_f64());
+        idle_cpu.push(measured.steady_cores);
         let measured = run(
             &settings.weir,
             &settings.plugins,

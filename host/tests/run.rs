@@ -187,7 +187,11 @@ fn a_second_sigint_exits_at_once() {
         ),
     );
     let running = Running::start(&pipeline, &["--stop-timeout", "600"]);
-    running.wait_until("the pipeline to run", |log| log.contains(RUNNING));
+    // Started, so that stopping it calls `on_stop` (the run's "running" line comes before
+    // its connectors have connected).
+    running.wait_until("the sink to start", |_| {
+        std::fs::read_to_string(&record).is_ok_and(|calls| calls.contains("on_start"))
+    });
     running.signal(libc::SIGINT);
     running.wait_until("the sink to block in `on_stop`", |_| {
         std::fs::read_to_string(&record).is_ok_and(|calls| calls.contains("on_stop"))

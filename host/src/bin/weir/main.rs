@@ -191,7 +191,17 @@ enum PluginsCommand {
     },
 }
 
+/// No transparent huge pages for this process. mimalloc asks for them on its arenas, and
+/// with a thread per connector each thread's heap then fills a 2 MiB huge page of its own:
+/// 2,000 idle connectors took 1.5 GB of RSS, 243 MB without (and the benchmark pipelines
+/// ran no slower, measured side by side).
+fn no_transparent_huge_pages() {
+    // SAFETY: `PR_SET_THP_DISABLE` only sets a flag on this process; no memory is touched.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
 fn main() -> ExitCode {
+    no_transparent_huge_pages();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
