@@ -81,7 +81,7 @@ impl Connector for Blaster {
         Ok(true)
     }
 
-    fn pull(&mut self, ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
+    fn pull(&mut self, _ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
         if self.done() {
             return Ok(PullStatus::Finished);
         }
@@ -90,8 +90,6 @@ impl Connector for Blaster {
             if let (Some(interval), Some(now)) = (self.interval, now) {
                 let due = *self.next_due.get_or_insert(now);
                 if now < due {
-                    // Nothing before the next event is due: the host comes back then.
-                    ctx.pull_after(due - now);
                     return Ok(PullStatus::Empty);
                 }
                 self.next_due = Some(due + interval);
