@@ -772,3 +772,69 @@ fn a_source_woken_from_its_own_thread_is_pulled_at_once_and_not_polled() {
     let pulls = events.last().unwrap()["pulls"].as_u64().unwrap();
     assert!(pulls <= 60, "{pulls} pulls for 20 wakes: polled");
 }
+
+#[test]
+fn a_plugin_built_for_abi_1_0_loads_and_is_polled() {
+    let dir = temp_dir("run-abi10");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        weir_tests::fixture_plugin("abi10"),
+        plugins.join("libabi10.so"),
+    )
+    .unwrap();
+    let listed = weir(
+        &[
+            "plugins".as_ref(),
+            "list".as_ref(),
+            "--json".as_ref(),
+            "--plugin-dir".as_ref(),
+            plugins.as_os_str(),
+        ],
+        "warn",
+    )
+    .output()
+    .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let abi10 = listed["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["name"] == "abi10")
+        .cloned()
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(abi10["abi"], "1.0", "{abi10}");
+    assert_eq!(abi10["status"], "ok", "{abi10}");
+    // It cannot take a waker or say when it is quiet: the host polls it, and every number
+    // arrives on time.
+    let output = dir.join("out.jsonl");
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"old\"\nplugin = \"abi10\"\n\
+             config = {{ count = 50, interval_ms = 2 }}\n\
+             [[connector]]\nid = \"out\"\nplugin = \"file\"\npostprocessors = [\"lines\"]\n\
+             config = {{ path = {} }}\n\
+             [[binding]]\nfrom = \"old\"\nto = [\"out\"]\n",
+            toml_path(&output)
+        ),
+    );
+    let running = Running::start(&pipeline, &["--plugin-dir", plugins.to_str().unwrap()]);
+    let (exit, elapsed, stderr) = running.finish();
+    assert_eq!(exit.code(), Some(0), "{stderr}");
+    let numbers: Vec<u64> = std::fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(numbers, (0..50).collect::<Vec<_>>(), "{stderr}");
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "50 numbers 2 ms apart took {elapsed:?}: not polled"
+    );
+}

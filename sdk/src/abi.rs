@@ -36,8 +36,16 @@ pub const METADATA_SYMBOL: &str = "weir_plugin_metadata";
 /// - 1.0: the first.
 /// - 1.1: [`HostApi`] gained wakers ([`HostApi::waker_new`] and the three after it) and
 ///   [`HostApi::pull_after`], so that an idle source is not polled.
-#[cfg(not(feature = "__abi-next-for-tests"))]
+#[cfg(not(any(feature = "__abi-next-for-tests", feature = "__abi-1-0-for-tests")))]
 pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 1 };
+
+/// The ABI version of the connector plugin kind that this sdk implements: with the
+/// test-only feature `__abi-1-0-for-tests`, 1.0, as it was before wakers.
+#[cfg(feature = "__abi-1-0-for-tests")]
+pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 0 };
+
+#[cfg(all(feature = "__abi-next-for-tests", feature = "__abi-1-0-for-tests"))]
+compile_error!("`__abi-next-for-tests` and `__abi-1-0-for-tests` simulate different versions");
 
 /// The ABI version of the connector plugin kind that this sdk implements: with the
 /// test-only feature `__abi-next-for-tests`, a simulated 1.2 that appended a field to
@@ -344,17 +352,22 @@ pub struct HostApi {
     /// of the instance. Taking one tells the host the source wakes it when it has events:
     /// an `EMPTY` pull is then followed by the next one only when woken (or after a long
     /// safety interval), not polled.
+    #[cfg(not(feature = "__abi-1-0-for-tests"))]
     pub waker_new: Option<unsafe extern "C" fn(ctx: *const c_void) -> *const c_void>,
     /// (1.1) Another handle to the same waker. Any thread, any time, on a live handle.
+    #[cfg(not(feature = "__abi-1-0-for-tests"))]
     pub waker_clone: Option<unsafe extern "C" fn(waker: *const c_void) -> *const c_void>,
     /// (1.1) Asks the host to pull the source soon. Any thread, any time, on a live handle;
     /// cheap and coalesced (many wakes before a pull make one pull).
+    #[cfg(not(feature = "__abi-1-0-for-tests"))]
     pub waker_wake: Option<unsafe extern "C" fn(waker: *const c_void)>,
     /// (1.1) Releases a handle. Any thread, any time, once per handle.
+    #[cfg(not(feature = "__abi-1-0-for-tests"))]
     pub waker_drop: Option<unsafe extern "C" fn(waker: *const c_void)>,
     /// (1.1) Called during a pull that ends `EMPTY`: the source will have nothing before
     /// `nanos` nanoseconds from now, so the host need not pull it sooner (a wake still
     /// does). Ignored outside pulls and after a `READY` pull.
+    #[cfg(not(feature = "__abi-1-0-for-tests"))]
     pub pull_after: Option<unsafe extern "C" fn(ctx: *const c_void, nanos: u64)>,
     /// Test-only field, see the crate feature `__abi-next-for-tests`.
     #[cfg(feature = "__abi-next-for-tests")]
@@ -377,10 +390,15 @@ impl HostApi {
             log,
             request_shutdown,
             max_level,
+            #[cfg(not(feature = "__abi-1-0-for-tests"))]
             waker_new: None,
+            #[cfg(not(feature = "__abi-1-0-for-tests"))]
             waker_clone: None,
+            #[cfg(not(feature = "__abi-1-0-for-tests"))]
             waker_wake: None,
+            #[cfg(not(feature = "__abi-1-0-for-tests"))]
             waker_drop: None,
+            #[cfg(not(feature = "__abi-1-0-for-tests"))]
             pull_after: None,
             #[cfg(feature = "__abi-next-for-tests")]
             __next: 0,
@@ -972,10 +990,15 @@ const fn layout_fingerprint(minor: u16) -> u64 {
         log: Option<unsafe extern "C" fn(ctx: *const c_void, record: &LogRecord)>,
         request_shutdown: Option<unsafe extern "C" fn(ctx: *const c_void)>,
         max_level: LogLevel,
+        #[cfg(not(feature = "__abi-1-0-for-tests"))]
         @1 waker_new: Option<unsafe extern "C" fn(ctx: *const c_void) -> *const c_void>,
+        #[cfg(not(feature = "__abi-1-0-for-tests"))]
         @1 waker_clone: Option<unsafe extern "C" fn(waker: *const c_void) -> *const c_void>,
+        #[cfg(not(feature = "__abi-1-0-for-tests"))]
         @1 waker_wake: Option<unsafe extern "C" fn(waker: *const c_void)>,
+        #[cfg(not(feature = "__abi-1-0-for-tests"))]
         @1 waker_drop: Option<unsafe extern "C" fn(waker: *const c_void)>,
+        #[cfg(not(feature = "__abi-1-0-for-tests"))]
         @1 pull_after: Option<unsafe extern "C" fn(ctx: *const c_void, nanos: u64)>,
         #[cfg(feature = "__abi-next-for-tests")]
         @2 __next: usize,

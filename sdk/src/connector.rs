@@ -267,6 +267,9 @@ impl ConnectorContext {
     /// [`Waker`](crate::Waker) still can. Takes effect when the pull returns
     /// [`Empty`](PullStatus::Empty); ignored otherwise.
     pub fn pull_after(&self, delay: std::time::Duration) {
+        #[cfg(feature = "__abi-1-0-for-tests")]
+        let _ = delay;
+        #[cfg(not(feature = "__abi-1-0-for-tests"))]
         if let Some(pull_after) = self.host_fn(|h| h.pull_after) {
             let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
             // SAFETY: as in `log_with_target`: valid for the instance's life.

@@ -104,6 +104,7 @@ pub fn fixture_plugin(name: &str) -> PathBuf {
             "Cargo.toml",
             "panicabort/Cargo.toml",
             "layoutmismatch/Cargo.toml",
+            "abi10/Cargo.toml",
         ] {
             let args: Vec<OsString> = vec![
                 "build".into(),

@@ -32,7 +32,15 @@
 //!    newer than the plugin's minor, and every receiver rejects unknown values as errors.
 //! 4. Add new plugin kinds, each with its own version.
 //!
-//! Extension ids defined so far: none (ABI 1.0).
+//! Extension ids defined so far: none.
+//!
+//! ## History
+//!
+//! - **1.0**: the first.
+//! - **1.1**: [`HostApi`](crate::abi::HostApi) appended `waker_new`, `waker_clone`,
+//!   `waker_wake`, `waker_drop` ([`Waker`](crate::Waker)) and `pull_after`
+//!   ([`ConnectorContext::pull_after`](crate::ConnectorContext::pull_after)), so that an idle
+//!   source is not polled. A 1.0 plugin takes no waker and is polled as before.
 //!
 //! ## What needs a major version
 //!
@@ -60,8 +68,10 @@
 //! - Append only; update the layout list in `abi.rs` (the compile-time completeness check
 //!   fails until you do), marking each appended field with the new minor (`@1 field: T`).
 //! - Bump `CONNECTOR_ABI.minor`.
-//! - Freeze a copy of a plugin built against the previous minor as a test fixture, and test
-//!   that it still loads and runs on the new host. Until then, the test-only sdk feature
-//!   `__abi-next-for-tests` simulates the next minor (a field appended to `HostApi`), and
-//!   `tests/fixtures/abinext-host`, a host built with it, proves that the plugins of this
-//!   minor load and run on it (`tests/tests/versioning.rs`).
+//! - Keep a plugin built against the previous minor as a test fixture, and test that it
+//!   still loads and runs on the new host: the test-only sdk feature `__abi-1-0-for-tests`
+//!   builds the sdk as 1.0 (the 1.1 fields left out), and `tests/fixtures/abi10`, a plugin
+//!   built with it, runs on today's host (`host/tests/run.rs`). The other way round, the
+//!   test-only feature `__abi-next-for-tests` simulates the next minor (a field appended to
+//!   `HostApi`), and `tests/fixtures/abinext-host`, a host built with it, proves that the
+//!   plugins of this minor load and run on it (`tests/tests/versioning.rs`).
