@@ -12,6 +12,8 @@
 //!   core.
 //! - `memory`: 2,000 connectors (1,000 idle sources, each with its own blackhole): peak RSS
 //!   per connector.
+//! - `tcp echo`: a `tcp` server bound to itself, one request line at a time from a client
+//!   with `TCP_NODELAY`, back to back and one every 2 ms: round-trip p50 and p99.
 //!
 //! `cargo bench -p weir-host --bench pipelines` runs 3 rounds of 10 s each (after 2 s of
 //! warmup); `-- --rounds N --secs S` to change that. Under `cargo test` (no `--bench`
@@ -148,6 +150,7 @@ struct Settings {
     warmup: u64,
     idle_sources: usize,
     memory_sources: usize,
+    echo_requests: usize,
     weir: PathBuf,
     plugins: PathBuf,
 }
@@ -167,7 +170,16 @@ impl Settings {
             // The release build of the plugins, next to the release `weir`.
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .args(["build", "--release", "--quiet"])
-                .args(["-p", "blaster", "-p", "blackhole", "-p", "metronome"])
+                .args([
+                    "-p",
+                    "blaster",
+                    "-p",
+                    "blackhole",
+                    "-p",
+                    "metronome",
+                    "-p",
+                    "tcp",
+                ])
                 .current_dir(workspace_root())
                 .status()
                 .expect("running cargo");
@@ -186,6 +198,7 @@ impl Settings {
             warmup: if quick { 0 } else { 2 },
             idle_sources: if quick { 20 } else { 1000 },
             memory_sources: if quick { 20 } else { 1000 },
+            echo_requests: if quick { 50 } else { 2000 },
             weir,
             plugins,
         }
@@ -242,6 +255,81 @@ fn idle(dir: &Path, n: usize, shared: bool) -> PathBuf {
     file
 }
 
+/// Round trips through a `tcp` server bound to itself (an echo server), one request line
+/// at a time from a client with `TCP_NODELAY`: `n` back to back, then `n` with `gap`
+/// between them. Returns the p50 and p99 of each, in µs.
+fn echo(settings: &Settings, dir: &Path, n: usize, gap: Duration) -> [[f64; 2]; 2] {
+    use std::io::{Read as _, Write as _};
+    // A free port: bound, then released for weir to take.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let file = dir.join("echo.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[connector]]\nid = \"echo\"\nplugin = \"tcp\"\ncodec = \"binary\"\n\
+             config = {{ mode = \"server\", address = \"127.0.0.1:{port}\" }}\n\
+             [[binding]]\nfrom = \"echo\"\nto = [\"echo\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut weir = Command::new(&settings.weir)
+        .arg("run")
+        .arg(&file)
+        .args(["--no-admin-socket", "--plugin-dir"])
+        .arg(&settings.plugins)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting weir");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(error) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the echo server never listened: {error}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut round_trips = |gap: Duration| {
+        let mut took = Vec::with_capacity(n);
+        let mut reply = [0u8; 64];
+        for i in 0..n + n / 10 {
+            let request = format!("ping {i}\n");
+            let start = Instant::now();
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut got = 0;
+            while got < request.len() {
+                got += stream.read(&mut reply[got..]).expect("an echo");
+            }
+            // The first tenth warms up.
+            if i >= n / 10 {
+                took.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+            std::thread::sleep(gap);
+        }
+        took.sort_by(f64::total_cmp);
+        [took[took.len() / 2], took[took.len() * 99 / 100]]
+    };
+    let measured = [round_trips(Duration::ZERO), round_trips(gap)];
+    drop(stream);
+    // SAFETY: signalling our own child, not yet waited for.
+    unsafe { libc::kill(weir.id() as libc::pid_t, libc::SIGINT) };
+    let _ = weir.wait();
+    measured
+}
+
 fn main() {
     let settings = Settings::from_args();
     let dir = temp_dir("bench-pipelines");
@@ -253,6 +341,7 @@ fn main() {
     let mut results: Vec<Vec<Measured>> = vec![Vec::new(); cases.len()];
     let mut idle_cpu = Vec::new();
     let mut memory = Vec::new();
+    let mut echoes: Vec<[f64; 4]> = Vec::new();
     let idle_for = Duration::from_secs(settings.secs.max(1));
     let idle_file = idle(&dir, settings.idle_sources, true);
     let memory_file = idle(&dir, settings.memory_sources, false);
@@ -280,6 +369,13 @@ fn main() {
             Some(Duration::from_secs(2)),
         );
         memory.push(measured.peak_rss as f64 / (2 * settings.memory_sources) as f64);
+        let [back_to_back, spaced] = echo(
+            &settings,
+            &dir,
+            settings.echo_requests,
+            Duration::from_millis(2),
+        );
+        echoes.push([back_to_back[0], back_to_back[1], spaced[0], spaced[1]]);
     }
     let mut table = String::new();
     let _ = writeln!(
@@ -312,6 +408,15 @@ fn main() {
         median(idle_cpu) * 100.0,
         median(memory) / 1024.0,
         2 * settings.memory_sources,
+    );
+    let e = |i: usize| median(echoes.iter().map(|r| r[i]).collect());
+    let _ = writeln!(
+        table,
+        "tcp echo round trip: back to back p50 {:.0} µs, p99 {:.0} µs; one request every 2 ms p50 {:.0} µs, p99 {:.0} µs",
+        e(0),
+        e(1),
+        e(2),
+        e(3),
     );
     println!(
         "{} rounds of {} s (after {} s warmup), medians:\n{table}",
