@@ -85,10 +85,23 @@ fn run(weir: &Path, plugins: &Path, pipeline: &Path, stop_after: Option<Duration
     let mut status = 0;
     // SAFETY: zeroed `rusage` is a valid value for the kernel to overwrite.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child (never waited for by `Child`, which we dropped the
-    // handles of); `status` and `usage` are valid for writes.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    // Every run ends by itself (or by the SIGINT above) well within this.
+    let deadline = Instant::now() + stop_after.unwrap_or_default() + Duration::from_secs(120);
+    loop {
+        // SAFETY: polls for our own child (never waited for by `Child`, whose handles we
+        // dropped); `status` and `usage` are valid for writes.
+        let waited = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if waited == pid {
+            break;
+        }
+        assert_eq!(waited, 0, "wait4: {}", std::io::Error::last_os_error());
+        if Instant::now() > deadline {
+            // SAFETY: our child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("weir run {} did not end in time", pipeline.display());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let wall = started.elapsed();
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
     assert!(
@@ -275,7 +288,7 @@ fn echo(settings: &Settings, dir: &Path, n: usize, gap: Duration) -> [[f64; 2]; 
         ),
     )
     .unwrap();
-    let mut weir = Command::new(&settings.weir)
+    let weir = Command::new(&settings.weir)
         .arg("run")
         .arg(&file)
         .args(["--no-admin-socket", "--plugin-dir"])
@@ -285,6 +298,8 @@ fn echo(settings: &Settings, dir: &Path, n: usize, gap: Duration) -> [[f64; 2]; 
         .stderr(Stdio::null())
         .spawn()
         .expect("starting weir");
+    // Killed if anything below panics, so that no server outlives the benchmark.
+    let mut weir = KillOnDrop(weir);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut stream = loop {
         match std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -311,7 +326,11 @@ fn echo(settings: &Settings, dir: &Path, n: usize, gap: Duration) -> [[f64; 2]; 
             stream.write_all(request.as_bytes()).unwrap();
             let mut got = 0;
             while got < request.len() {
-                got += stream.read(&mut reply[got..]).expect("an echo");
+                match stream.read(&mut reply[got..]) {
+                    Ok(0) => panic!("the echo server closed the connection"),
+                    Ok(n) => got += n,
+                    Err(error) => panic!("no echo: {error}"),
+                }
             }
             // The first tenth warms up.
             if i >= n / 10 {
@@ -325,9 +344,25 @@ fn echo(settings: &Settings, dir: &Path, n: usize, gap: Duration) -> [[f64; 2]; 
     let measured = [round_trips(Duration::ZERO), round_trips(gap)];
     drop(stream);
     // SAFETY: signalling our own child, not yet waited for.
-    unsafe { libc::kill(weir.id() as libc::pid_t, libc::SIGINT) };
-    let _ = weir.wait();
+    unsafe { libc::kill(weir.0.id() as libc::pid_t, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while weir.0.try_wait().expect("waiting for weir").is_none() {
+        assert!(Instant::now() < deadline, "the echo server did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     measured
+}
+
+/// A child process killed (and reaped) when dropped, unless it exited.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 fn main() {

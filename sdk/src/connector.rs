@@ -289,7 +289,8 @@ impl ConnectorContext {
     /// Reads an optional host function, only if the host's `HostApi` is new enough to have
     /// that field (append-only evolution).
     fn host_fn<F: Copy>(&self, field: impl FnOnce(&HostApi) -> Option<F>) -> Option<F> {
-        // Every field of the 1.0 HostApi is present when struct_size covers the whole struct.
+        // Every field of this sdk's HostApi is present when struct_size covers the whole
+        // struct (a host is never older than its plugins' minor).
         if self.host.struct_size >= size_of::<HostApi>() {
             field(&self.host)
         } else {

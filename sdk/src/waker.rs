@@ -31,7 +31,9 @@ pub struct Waker {
 // SAFETY: the host's waker functions may be called from any thread on a live handle
 // (`HostApi::waker_clone` and the fields after it), and the handle is owned by this value.
 unsafe impl Send for Waker {}
-// SAFETY: see `Send`: `wake` takes the handle by shared reference and is thread-safe.
+// SAFETY: see `Send`: `wake` and `clone`, the calls made through a shared reference, may
+// be made on one handle from several threads at once (the host's waker is itself `Sync`:
+// `HostApi::waker_wake` and `waker_clone` are callable from any thread, any time).
 unsafe impl Sync for Waker {}
 
 impl Waker {

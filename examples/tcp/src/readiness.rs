@@ -47,7 +47,7 @@ impl Readiness {
             let (stop, waker) = (stop.clone(), waker.clone());
             std::thread::Builder::new()
                 .name("tcp-readiness".into())
-                .stack_size(64 << 10)
+                .stack_size(256 << 10)
                 .spawn(move || {
                     let mut events = Events::with_capacity(64);
                     while !stop.load(Ordering::Acquire) {
@@ -93,10 +93,15 @@ impl Readiness {
 impl Drop for Readiness {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        if self.interrupt.wake().is_ok()
-            && let Some(thread) = self.thread.take()
-        {
-            let _ = thread.join();
+        match self.interrupt.wake() {
+            Ok(()) => {
+                if let Some(thread) = self.thread.take() {
+                    let _ = thread.join();
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot stop the readiness thread: it is left waiting");
+            }
         }
     }
 }

@@ -34,9 +34,10 @@ struct State {
     pipeline_path: Vec<PathBuf>,
 }
 
-/// Whether `file` is a regular file, without blocking on it (a FIFO would wait for a
-/// writer): opened non-blocking, then looked at through the descriptor.
-fn regular_file(file: &std::path::Path) -> Result<(), String> {
+/// `file`, opened, if it is a regular file of pipeline size; without blocking on it (a
+/// FIFO would wait for a writer): opened non-blocking, then looked at through the
+/// descriptor (non-blocking changes nothing for reading a regular file).
+fn regular_file(file: &std::path::Path) -> Result<std::fs::File, String> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let opened = std::fs::OpenOptions::new()
         .read(true)
@@ -54,7 +55,7 @@ fn regular_file(file: &std::path::Path) -> Result<(), String> {
             PipelineSpec::MAX_FILE_SIZE >> 20
         ));
     }
-    Ok(())
+    Ok(opened)
 }
 
 /// Size and modification time of a file.
@@ -280,17 +281,21 @@ impl Admin {
     /// changes), against the plugins loaded, or against a fresh scan of the plugin path if
     /// it names a plugin not loaded yet; then the runtime applies it.
     async fn apply(&self, file: PathBuf) -> Response {
-        if let Err(why) = regular_file(&file) {
-            return Response::error(
-                ErrorKind::InvalidPipeline,
-                format!("nothing was changed: {}: {why}", file.display()),
-            );
-        }
+        let opened = match regular_file(&file) {
+            Ok(opened) => opened,
+            Err(why) => {
+                return Response::error(
+                    ErrorKind::InvalidPipeline,
+                    format!("nothing was changed: {}: {why}", file.display()),
+                );
+            }
+        };
         // Reading and resolving (plugin constructors run to validate configs) happen off
-        // the runtime's thread, which also runs the pipeline's shutdown.
+        // the runtime's thread, which also runs the pipeline's shutdown. What is read is
+        // the file that was checked (not whatever the path names by then).
         let read = {
             let file = file.clone();
-            tokio::task::spawn_blocking(move || PipelineSpec::read(&file)).await
+            tokio::task::spawn_blocking(move || PipelineSpec::read_from(&file, opened)).await
         };
         let spec = match read {
             Ok(Ok(spec)) => spec,
@@ -303,7 +308,10 @@ impl Admin {
             Err(error) => {
                 return Response::error(
                     ErrorKind::InvalidPipeline,
-                    format!("nothing was changed: reading the file failed: {error}"),
+                    format!(
+                        "nothing was changed: reading {} failed: {error}",
+                        file.display()
+                    ),
                 );
             }
         };
@@ -340,7 +348,10 @@ impl Admin {
                 state.repository = PluginRepository::scan_copies(&state.path, &state.images);
                 return Response::error(
                     ErrorKind::InvalidPipeline,
-                    format!("nothing was changed: checking the file failed: {error}"),
+                    format!(
+                        "nothing was changed: checking {} failed: {error}",
+                        file.display()
+                    ),
                 );
             }
         };

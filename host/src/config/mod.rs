@@ -198,6 +198,23 @@ impl PipelineSpec {
     /// codecs and processors, duplicate ids, bindings to unknown connectors, cycles), each
     /// with its location.
     pub fn read(file: &Path) -> Result<Self, ConfigErrors> {
+        let opened = std::fs::File::open(file).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.to_owned(),
+                line: 1,
+                column: 1,
+                key_path: String::new(),
+                message: format!("cannot read: {e}"),
+            }])
+        })?;
+        Self::read_from(file, opened)
+    }
+
+    /// [`read`](Self::read) from `reader`, the contents of `file` (named in errors).
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn read_from(file: &Path, reader: impl std::io::Read) -> Result<Self, ConfigErrors> {
         let error = |(line, column), message| {
             ConfigErrors(vec![ConfigError {
                 file: file.to_owned(),
@@ -207,7 +224,7 @@ impl PipelineSpec {
                 message,
             }])
         };
-        let bytes = read_capped(file, Self::MAX_FILE_SIZE)
+        let bytes = read_capped(reader, Self::MAX_FILE_SIZE)
             .map_err(|e| error((1, 1), format!("cannot read: {e}")))?;
         let source = String::from_utf8(bytes).map_err(|e| {
             let valid = e.utf8_error().valid_up_to();
@@ -349,14 +366,12 @@ impl PipelineSpec {
     }
 }
 
-/// Reads `file` whole, refusing more than `limit` bytes (a device or a growing file does
+/// Reads `reader` whole, refusing more than `limit` bytes (a device or a growing file does
 /// not exhaust memory).
-fn read_capped(file: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+fn read_capped(reader: impl std::io::Read, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
     let mut bytes = Vec::new();
-    std::fs::File::open(file)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
+    reader.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(std::io::Error::other(format!(
             "larger than {} MiB: not a pipeline file",

@@ -940,11 +940,18 @@ fn host_max_level() -> LogLevel {
 /// # Safety
 /// `ctx` must be the `HostContext` of a live instance.
 unsafe extern "C" fn host_waker_new(ctx: *const c_void) -> *const c_void {
-    // SAFETY: as in `host_log`.
+    if ctx.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: a non-null `ctx` is the `HostContext` of a live instance (the caller's
+    // promise: the sdk calls this only during a call of the instance).
     let host = unsafe { &*ctx.cast::<HostContext>() };
-    host.waker_taken.store(true, Ordering::Relaxed);
     match &host.waker {
-        Some(waker) => Box::into_raw(Box::new(waker.clone())).cast_const().cast(),
+        Some(waker) => {
+            // Only a waker that wakes something makes the source one that is not polled.
+            host.waker_taken.store(true, Ordering::Relaxed);
+            Box::into_raw(Box::new(waker.clone())).cast_const().cast()
+        }
         None => std::ptr::null(),
     }
 }
@@ -984,7 +991,11 @@ unsafe extern "C" fn host_waker_drop(handle: *const c_void) {
 /// # Safety
 /// `ctx` must be the `HostContext` of a live instance.
 unsafe extern "C" fn host_pull_after(ctx: *const c_void, nanos: u64) {
-    // SAFETY: as in `host_log`.
+    if ctx.is_null() {
+        return;
+    }
+    // SAFETY: a non-null `ctx` is the `HostContext` of a live instance (the caller's
+    // promise: the sdk calls this only during a pull).
     let host = unsafe { &*ctx.cast::<HostContext>() };
     // `u64::MAX` means "said nothing": the longest is one nanosecond less.
     host.quiet_for

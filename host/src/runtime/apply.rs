@@ -247,14 +247,17 @@ impl FollowUp {
                 }
                 Ok(Err(_)) | Err(_) => {
                     tracing::error!(connector = %id, "removed connector did not stop in time: its thread is abandoned, and what awaits its verdicts fails");
-                    for source in upstream {
-                        let _ = source.send(Msg::SinkGone(index));
-                    }
                     self.applied.failed.push((
                         id,
                         "did not stop in time (stuck in a plugin call): abandoned".to_owned(),
                     ));
                 }
+            }
+            // Stopped or abandoned, it answers nothing more: a batch a source sent it late
+            // (a source that took its new routes after the deadline) fails back instead of
+            // waiting for ever. Verdicts it did give are not given twice.
+            for source in upstream {
+                let _ = source.send(Msg::SinkGone(index));
             }
         }
         let _ = world.send(WorldEvent::ApplyDone(Box::new((reply, self.applied))));

@@ -101,6 +101,8 @@ pub(crate) struct Source {
     reported_drained: bool,
     /// Sinks fed by this source whose breaker is closed; it is paused while any is.
     closed_downstream: BTreeSet<usize>,
+    /// Sinks not (yet) fed by this source that said their breaker is closed.
+    unrouted_closed: BTreeSet<usize>,
     /// Live sinks of each port (sinks that failed for good are removed).
     out: Vec<usize>,
     err: Vec<usize>,
@@ -164,6 +166,7 @@ impl Source {
             reported_finished: false,
             reported_drained: false,
             closed_downstream: BTreeSet::new(),
+            unrouted_closed: BTreeSet::new(),
             out: shared.routes.out.clone(),
             err: shared.routes.err.clone(),
             idle: MIN_IDLE,
@@ -267,10 +270,22 @@ impl Source {
         self.err = live(&shared.routes.err, &old.err, &self.err);
         let was_paused = self.is_paused();
         let routes = &shared.routes;
-        self.closed_downstream
-            .retain(|s| routes.out.contains(s) || routes.err.contains(s));
-        if was_paused && !self.is_paused() {
-            return tell_paused(shared, instance, false);
+        let routed = |s: &usize| routes.out.contains(s) || routes.err.contains(s);
+        self.closed_downstream.retain(routed);
+        // Breakers announced before the routes came.
+        let announced: Vec<usize> = self
+            .unrouted_closed
+            .iter()
+            .copied()
+            .filter(routed)
+            .collect();
+        for sink in announced {
+            self.unrouted_closed.remove(&sink);
+            self.closed_downstream.insert(sink);
+        }
+        let paused = self.is_paused();
+        if paused != was_paused {
+            return tell_paused(shared, instance, paused);
         }
         Ok(())
     }
@@ -378,7 +393,12 @@ impl Source {
         circuit: Circuit,
     ) -> Result<(), CallError> {
         if !shared.routes.out.contains(&sink) && !shared.routes.err.contains(&sink) {
-            // A sink it no longer feeds (the pipeline changed since it sent this).
+            // A sink it does not feed (yet: during an apply, a sink may announce its closed
+            // breaker before this source took the routes that bind them; or no more).
+            match circuit {
+                Circuit::Closed => self.unrouted_closed.insert(sink),
+                Circuit::Open => self.unrouted_closed.remove(&sink),
+            };
             return Ok(());
         }
         let was_paused = self.is_paused();

@@ -534,6 +534,7 @@ impl World {
         let dead: Vec<&str> = plan
             .replaced
             .iter()
+            .chain(&plan.rewired)
             .map(|&p| pipeline.spec.connectors[p].id.as_str())
             .filter(|id| self.failed.iter().any(|(failed, _)| failed == id))
             .collect();
@@ -541,9 +542,30 @@ impl World {
             return refuse(
                 reply,
                 format!(
-                    "connector(s) {} failed for good and cannot be replaced in place: give \
-                     the new one a new id (the failed one is removed)",
+                    "connector(s) {} failed for good and cannot be replaced or rebound in \
+                     place: give the new one a new id (the failed one is removed)",
                     dead.join(", ")
+                ),
+            );
+        }
+        // A connector whose thread ended (it could not start) is still in the pipeline
+        // but can be neither kept nor replaced.
+        let ended: Vec<&str> = pipeline
+            .spec
+            .connectors
+            .iter()
+            .map(|c| c.id.as_str())
+            .filter(|id| {
+                (0..self.ids.len())
+                    .any(|i| self.present(i) && self.stopped.contains(&i) && self.ids[i] == *id)
+            })
+            .collect();
+        if !ended.is_empty() {
+            return refuse(
+                reply,
+                format!(
+                    "connector(s) {} stopped running: give them new ids, or restart the pipeline",
+                    ended.join(", ")
                 ),
             );
         }
