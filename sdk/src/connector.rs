@@ -70,7 +70,11 @@ pub trait Connector: Sized + Send + 'static {
 
     /// Source side: appends zero or more events to `batch` and says what comes next.
     ///
-    /// Defining this method makes the connector a source.
+    /// Defining this method makes the connector a source. After
+    /// [`PullStatus::Empty`], the host pulls again after a short backoff (polling), unless the
+    /// source said when: [`ConnectorContext::pull_after`] (nothing before then), or it took a
+    /// [`ConnectorContext::waker`] and wakes it when events may be ready (then it is pulled
+    /// when woken, not polled).
     fn pull(&mut self, ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
         let _ = (ctx, batch);
         Err(crate::Error::new("this connector is not a source"))
