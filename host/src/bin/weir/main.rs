@@ -39,7 +39,7 @@ struct Cli {
     plugin_depth: u8,
 
     /// The admin socket of a running weir (`weir run` listens on it; `weir status` and
-    /// `weir plugins load|unload|reload` and `weir apply` talk to it). Default: $XDG_RUNTIME_DIR/weir/admin.sock,
+    /// `weir apply` and `weir plugins load|unload|reload` talk to it). Default: $XDG_RUNTIME_DIR/weir/admin.sock,
     /// or weir-UID/admin.sock in the temporary directory.
     #[arg(long, value_name = "PATH", global = true)]
     admin_socket: Option<PathBuf>,
