@@ -38,9 +38,9 @@ struct Cli {
           value_parser = clap::value_parser!(u8).range(0..=PluginPath::MAX_DEPTH as i64))]
     plugin_depth: u8,
 
-    /// The admin socket of a running weir (`weir run` listens on it; `weir status` and
-    /// `weir apply` and `weir plugins load|unload|reload` talk to it). Default: $XDG_RUNTIME_DIR/weir/admin.sock,
-    /// or weir-UID/admin.sock in the temporary directory.
+    /// The admin socket of a running weir (`weir run` listens on it; `weir status`,
+    /// `weir apply` and `weir plugins load|unload|reload` talk to it). Default:
+    /// $XDG_RUNTIME_DIR/weir/admin.sock, or weir-UID/admin.sock in the temporary directory.
     #[arg(long, value_name = "PATH", global = true)]
     admin_socket: Option<PathBuf>,
 
