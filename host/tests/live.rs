@@ -81,6 +81,26 @@ impl CounterRun {
         }
     }
 
+    /// [`start_pipeline`](Self::start_pipeline) with the `misbehave` plugin on the path and
+    /// drain and stop timeouts of 1 s, for tests of connectors that block.
+    fn with_misbehave(test: &str, pipeline: impl FnOnce(&Path) -> String) -> Self {
+        let misbehave = misbehave_dir().to_str().unwrap();
+        Self::start_pipeline(
+            test,
+            "",
+            // (After `run`, `--plugin-dir` replaces the ones `weir()` gives before it.)
+            &[
+                "--plugin-dir",
+                misbehave,
+                "--drain-timeout",
+                "1",
+                "--stop-timeout",
+                "1",
+            ],
+            pipeline,
+        )
+    }
+
     /// `weir ARGS` to this run: its exit status, standard output and error.
     fn admin(&self, args: &[&str]) -> (bool, String, String) {
         let answer = admin(&self.socket, args);
@@ -282,29 +302,14 @@ fn weir_apply_starts_added_connectors_and_drains_removed_ones() {
 
 #[test]
 fn weir_apply_gives_up_on_a_removed_sink_stuck_in_a_plugin_call_and_the_rest_flows_on() {
-    let run = CounterRun::start_pipeline(
-        "run-apply-stuck",
-        "",
-        &[
-            // (After `run`, `--plugin-dir` replaces the ones `weir()` gives before it.)
-            "--plugin-dir",
-            misbehave_dir().to_str().unwrap(),
-            "--drain-timeout",
-            "1",
-            "--stop-timeout",
-            "1",
-            "--max-in-flight",
-            "256",
-        ],
-        |output| {
-            counter_pipeline("counter", "{ interval_ms = 1 }", output).replace(
-                "to = [\"out\"]",
-                "to = [\"out\", \"stuck\"]\n\
+    let run = CounterRun::with_misbehave("run-apply-stuck", |output| {
+        counter_pipeline("counter", "{ interval_ms = 1 }", output).replace(
+            "to = [\"out\"]",
+            "to = [\"out\", \"stuck\"]\n\
                  [[connector]]\nid = \"stuck\"\nplugin = \"misbehave\"\ncodec = \"string\"\n\
                  config = { block_in = \"on_event\" }",
-            )
-        },
-    );
+        )
+    });
     // `stuck` never answers: the counter has all its credit in flight and stalls.
     let stalled = || counted(&run.output).get("0.1.0").map_or(0, Vec::len);
     let mut last = (stalled(), std::time::Instant::now());
@@ -358,20 +363,9 @@ fn weir_apply_gives_up_on_a_removed_sink_stuck_in_a_plugin_call_and_the_rest_flo
 
 #[test]
 fn weir_apply_keeps_the_old_instance_when_the_new_one_blocks_and_reports_what_does_not_connect() {
-    let run = CounterRun::start_pipeline(
-        "run-apply-blocking",
-        "",
-        &[
-            // (After `run`, `--plugin-dir` replaces the ones `weir()` gives before it.)
-            "--plugin-dir",
-            misbehave_dir().to_str().unwrap(),
-            "--drain-timeout",
-            "1",
-            "--stop-timeout",
-            "1",
-        ],
-        |output| counter_pipeline("counter", "{ interval_ms = 1 }", output),
-    );
+    let run = CounterRun::with_misbehave("run-apply-blocking", |output| {
+        counter_pipeline("counter", "{ interval_ms = 1 }", output)
+    });
     let numbers = || counted(&run.output).get("0.1.0").map_or(0, Vec::len);
     // `out` would become a sink whose `connect` never returns.
     let blocking = run.dir.join("blocking.toml");

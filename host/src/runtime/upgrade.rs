@@ -111,7 +111,14 @@ impl Upgrade {
 
     /// Gives up: the old instance goes on.
     pub(crate) fn abort(mut self, shared: &Shared, why: String) {
-        tracing::warn!(connector = %shared.id(), plugin = %self.plugin.info().path.display(), "upgrade abandoned: {why}");
+        self.give_up(shared, "upgrade abandoned", why);
+    }
+
+    /// Drops the new instance (if it is here: one a connect attempt holds is dropped with
+    /// the attempt) and answers `why`; the old instance goes on.
+    fn give_up(&mut self, shared: &Shared, what: &str, why: String) {
+        tracing::warn!(connector = %shared.id(), plugin = %self.plugin.info().path.display(), "{what}: {why}");
+        self.attempting = None;
         if let Some(mut instance) = self.instance.take()
             && let Err(error) = shared.metrics.track(Call::Drop, || instance.close())
         {
@@ -146,7 +153,7 @@ impl Upgrade {
                 }
                 Ok(false) => Step::Pending,
                 Err(why) => {
-                    self.fail(shared, why);
+                    self.give_up(shared, "upgrade failed, the running version goes on", why);
                     Step::Done
                 }
             },
@@ -174,14 +181,6 @@ impl Upgrade {
             }
             Some(_) => Step::Pending,
         }
-    }
-
-    fn fail(&mut self, shared: &Shared, why: String) {
-        tracing::warn!(connector = %shared.id(), plugin = %self.plugin.info().path.display(), "upgrade failed, the running version goes on: {why}");
-        if let Some(mut instance) = self.instance.take() {
-            let _ = shared.metrics.track(Call::Drop, || instance.close());
-        }
-        self.answer(Err(why));
     }
 
     /// Creates the new instance if needed and tries once to connect it: `Ok(true)` once

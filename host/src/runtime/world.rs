@@ -34,6 +34,17 @@ enum Phase {
     Stopping,
 }
 
+/// Answers, with `outcome`, everyone in `waiters` who waits for connector `index`.
+fn answer<T: Clone>(waiters: &mut Vec<(usize, oneshot::Sender<T>)>, index: usize, outcome: &T) {
+    for (waited, waiter) in std::mem::take(waiters) {
+        if waited == index {
+            let _ = waiter.send(outcome.clone());
+        } else {
+            waiters.push((waited, waiter));
+        }
+    }
+}
+
 /// A deadline far enough away to mean "none".
 const NEVER: Duration = Duration::from_secs(3600 * 24 * 365);
 
@@ -198,13 +209,17 @@ impl World {
     }
 
     fn answer_run_waiters(&mut self, index: usize, outcome: Result<(), String>) {
-        let waiters = std::mem::take(&mut self.run_waiters);
-        for (waited, waiter) in waiters {
-            if waited == index {
-                let _ = waiter.send(outcome.clone());
-            } else {
-                self.run_waiters.push((waited, waiter));
-            }
+        answer(&mut self.run_waiters, index, &outcome);
+    }
+
+    /// Once no source is left running (each finished, or was removed), nothing more comes
+    /// and nothing is in flight: the run stops right away. Not while an apply is under way
+    /// (it may be adding sources); its end looks again.
+    fn end_if_no_sources(&mut self) {
+        if self.phase == Phase::Running && self.active_sources.is_empty() && !self.applying {
+            self.reason = Some(StopReason::Finished);
+            self.phase = Phase::Draining;
+            self.drained = self.sources.clone();
         }
     }
 
@@ -339,12 +354,7 @@ impl World {
             WorldEvent::Finished(source) => {
                 self.active_sources.remove(&source);
                 tracing::debug!(connector = %self.ids[source], "source finished");
-                if self.active_sources.is_empty() && self.phase == Phase::Running {
-                    self.reason = Some(StopReason::Finished);
-                    // Nothing is in flight any more: stop right away.
-                    self.phase = Phase::Draining;
-                    self.drained = self.sources.clone();
-                }
+                self.end_if_no_sources();
             }
             WorldEvent::Drained(source) => {
                 self.drained.insert(source);
@@ -383,14 +393,7 @@ impl World {
                 self.stopped.insert(index);
                 self.drained.insert(index);
                 self.active_sources.remove(&index);
-                let waiters = std::mem::take(&mut self.stop_waiters);
-                for (waited, waiter) in waiters {
-                    if waited == index {
-                        let _ = waiter.send(error.clone());
-                    } else {
-                        self.stop_waiters.push((waited, waiter));
-                    }
-                }
+                answer(&mut self.stop_waiters, index, &error);
                 if self.removed.contains(&index) {
                     tracing::info!(connector = %self.ids[index], metrics = %self.metrics[index].snapshot(), "removed connector stopped");
                     // Its thread is returning: reaped now or with a later one, so that
@@ -400,24 +403,15 @@ impl World {
                 } else if let Some(error) = error {
                     self.stop_failed.push((self.ids[index].clone(), error));
                 }
-                if self.phase == Phase::Running && self.active_sources.is_empty() && !self.applying
-                {
-                    // The last source was removed (or its thread ended): nothing more comes.
-                    self.reason = Some(StopReason::Finished);
-                    self.phase = Phase::Draining;
-                    self.drained = self.sources.clone();
-                }
+                // The last source may have been removed (or its thread ended).
+                self.end_if_no_sources();
             }
             WorldEvent::ApplyDone(done) => {
                 let (reply, applied) = *done;
                 self.applying = false;
                 self.reap(None);
                 let _ = reply.send(Ok(applied));
-                if self.phase == Phase::Running && self.active_sources.is_empty() {
-                    self.reason = Some(StopReason::Finished);
-                    self.phase = Phase::Draining;
-                    self.drained = self.sources.clone();
-                }
+                self.end_if_no_sources();
             }
         }
     }
