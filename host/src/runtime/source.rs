@@ -695,12 +695,7 @@ impl Source {
                     .into_iter()
                     .map(|(id, error)| Event {
                         id,
-                        value: Value::Json(sonic_rs::json!({
-                            "error": error,
-                            "connector": shared.spec.id,
-                            "stream": id.stream,
-                            "pull": id.pull,
-                        })),
+                        value: Value::Json(error_event(&error, &shared.spec.id, id)),
                     })
                     .collect();
                 let outgoing = Outgoing {
@@ -974,5 +969,39 @@ fn give_feedback(
             Ok(())
         }
         Ok(()) => Ok(()),
+    }
+}
+
+/// The event an `err` port carries for an input that did not decode: `{"error", "connector",
+/// "stream", "pull"}`, in that order. Written as text and parsed: a `sonic_rs` object built
+/// by inserting keys iterates them in a random order (it becomes a hash map), while a parsed
+/// one keeps the order of its text, so the same input gives the same output every run.
+fn error_event(error: &str, connector: &str, id: EventId) -> sonic_rs::Value {
+    let quoted = |text: &str| serde_json::Value::from(text).to_string();
+    let text = format!(
+        r#"{{"error":{},"connector":{},"stream":{},"pull":{}}}"#,
+        quoted(error),
+        quoted(connector),
+        id.stream,
+        id.pull
+    );
+    sonic_rs::from_str(&text).expect("valid JSON: strings escaped by serde_json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_events_keep_their_key_order_and_escape_their_strings() {
+        let id = EventId {
+            stream: 3,
+            pull: 41,
+        };
+        let event = error_event("bad \"input\"\n", "in\\1", id);
+        let expected = r#"{"error":"bad \"input\"\n","connector":"in\\1","stream":3,"pull":41}"#;
+        for _ in 0..20 {
+            assert_eq!(sonic_rs::to_string(&event).unwrap(), expected);
+        }
     }
 }
