@@ -5,6 +5,9 @@
 //! - `binary`, `json`: `examples/pipelines/bench-*.toml` (blaster -> blackhole on Tremor's
 //!   bench events, as fast as they go): events/s, MB/s, latency percentiles (from a pull's
 //!   return to the blackhole), peak RSS and the CPU used (in cores: CPU time over wall time).
+//!   Built with `--features builtins`, the same pipelines again with both connectors as
+//!   built-ins (`binary/bi`, `json/bi`: a `weir` that finds no plugin file), alternating with
+//!   the plugin runs, and the plugin / built-in throughput ratios.
 //! - `json@100k`: the same at a fixed 100,000 events/s, where latency percentiles mean
 //!   something.
 //! - `idle`: 1,000 idle `metronome` sources (one event an hour) into one blackhole: the CPU
@@ -41,20 +44,47 @@ struct Measured {
     wall: Duration,
 }
 
+/// How a run finds its connectors.
+#[derive(Debug, Clone)]
+enum Host {
+    /// `weir --no-builtins`, with the plugin files in this directory.
+    Plugins { weir: PathBuf, dir: PathBuf },
+    /// A copy of `weir` (built with the `builtins` feature) alone in a directory of its
+    /// own, so that no plugin file is found: every connector is a built-in.
+    Builtins { weir: PathBuf },
+}
+
+impl Host {
+    /// `weir run PIPELINE` on this host, logging warnings only.
+    fn command(&self, pipeline: &Path) -> Command {
+        let mut command = match self {
+            Self::Plugins { weir, dir } => {
+                let mut command = Command::new(weir);
+                command.arg("--no-builtins").arg("--plugin-dir").arg(dir);
+                command
+            }
+            Self::Builtins { weir } => Command::new(weir),
+        };
+        command
+            .arg("run")
+            .arg(pipeline)
+            .arg("--no-admin-socket")
+            .env_remove("WEIR_PLUGIN_PATH")
+            .env("RUST_LOG", "warn");
+        command
+    }
+}
+
 /// Runs `weir run PIPELINE` to its end (or, with `stop_after`, until then, then SIGINT) and
 /// measures it with the kernel's accounting of that process.
-fn run(weir: &Path, plugins: &Path, pipeline: &Path, stop_after: Option<Duration>) -> Measured {
+fn run(host: &Host, pipeline: &Path, stop_after: Option<Duration>) -> Measured {
     let started = Instant::now();
     #[expect(
         clippy::zombie_processes,
         reason = "reaped below with wait4, which also gives its resource usage"
     )]
-    let child = Command::new(weir)
-        .arg("run")
-        .arg(pipeline)
-        .args(["--no-admin-socket", "--plugin-dir"])
-        .arg(plugins)
-        .env("RUST_LOG", "warn")
+    let child = host
+        .command(pipeline)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -164,8 +194,10 @@ struct Settings {
     idle_sources: usize,
     memory_sources: usize,
     echo_requests: usize,
-    weir: PathBuf,
-    plugins: PathBuf,
+    /// `weir` with the plugin files.
+    plugins: Host,
+    /// `weir` with built-ins only, when it was built with them (`--features builtins`).
+    builtins: Option<Host>,
 }
 
 impl Settings {
@@ -205,6 +237,12 @@ impl Settings {
                 .to_owned()
         };
         let quick = !bench;
+        let builtins = cfg!(feature = "builtins").then(|| {
+            let alone = temp_dir("bench-builtins");
+            let copy = alone.join("weir");
+            std::fs::copy(&weir, &copy).expect("copying weir");
+            Host::Builtins { weir: copy }
+        });
         Self {
             rounds: value("--rounds").map_or(if quick { 1 } else { 3 }, |n| n as usize),
             secs: value("--secs").unwrap_or(if quick { 1 } else { 10 }),
@@ -212,8 +250,8 @@ impl Settings {
             idle_sources: if quick { 20 } else { 1000 },
             memory_sources: if quick { 20 } else { 1000 },
             echo_requests: if quick { 50 } else { 2000 },
-            weir,
-            plugins,
+            plugins: Host::Plugins { weir, dir: plugins },
+            builtins,
         }
     }
 }
@@ -288,12 +326,9 @@ fn echo(settings: &Settings, dir: &Path, n: usize, gap: Duration) -> [[f64; 2]; 
         ),
     )
     .unwrap();
-    let weir = Command::new(&settings.weir)
-        .arg("run")
-        .arg(&file)
-        .args(["--no-admin-socket", "--plugin-dir"])
-        .arg(&settings.plugins)
-        .env("RUST_LOG", "warn")
+    let weir = settings
+        .plugins
+        .command(&file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -368,11 +403,22 @@ impl Drop for KillOnDrop {
 fn main() {
     let settings = Settings::from_args();
     let dir = temp_dir("bench-pipelines");
-    let cases = [
-        ("binary", blast(&dir, &settings, "binary", None)),
-        ("json", blast(&dir, &settings, "json", None)),
-        ("json@100k", blast(&dir, &settings, "json", Some(10_000))),
-    ];
+    let binary = blast(&dir, &settings, "binary", None);
+    let json = blast(&dir, &settings, "json", None);
+    let plugins = &settings.plugins;
+    let mut cases = vec![("binary", plugins, binary.clone())];
+    if let Some(builtins) = &settings.builtins {
+        cases.push(("binary/bi", builtins, binary));
+    }
+    cases.push(("json", plugins, json.clone()));
+    if let Some(builtins) = &settings.builtins {
+        cases.push(("json/bi", builtins, json));
+    }
+    cases.push((
+        "json@100k",
+        plugins,
+        blast(&dir, &settings, "json", Some(10_000)),
+    ));
     let mut results: Vec<Vec<Measured>> = vec![Vec::new(); cases.len()];
     let mut idle_cpu = Vec::new();
     let mut memory = Vec::new();
@@ -381,8 +427,8 @@ fn main() {
     let idle_file = idle(&dir, settings.idle_sources, true);
     let memory_file = idle(&dir, settings.memory_sources, false);
     for round in 0..settings.rounds {
-        for (i, (name, file)) in cases.iter().enumerate() {
-            let measured = run(&settings.weir, &settings.plugins, file, None);
+        for (i, (name, host, file)) in cases.iter().enumerate() {
+            let measured = run(host, file, None);
             eprintln!(
                 "round {round} {name}: {:.0} events/s, p99.9 {:.0} µs",
                 measured.events_per_sec, measured.latency[2]
@@ -390,19 +436,9 @@ fn main() {
             results[i].push(measured);
         }
         // Idle: the CPU of the second half of the run, once every connector started.
-        let measured = run(
-            &settings.weir,
-            &settings.plugins,
-            &idle_file,
-            Some(idle_for * 2),
-        );
+        let measured = run(plugins, &idle_file, Some(idle_for * 2));
         idle_cpu.push(measured.steady_cores);
-        let measured = run(
-            &settings.weir,
-            &settings.plugins,
-            &memory_file,
-            Some(Duration::from_secs(2)),
-        );
+        let measured = run(plugins, &memory_file, Some(Duration::from_secs(2)));
         memory.push(measured.peak_rss as f64 / (2 * settings.memory_sources) as f64);
         let [back_to_back, spaced] = echo(
             &settings,
@@ -418,7 +454,7 @@ fn main() {
         "{:<10} {:>12} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6}",
         "pipeline", "events/s", "MB/s", "p50 µs", "p99 µs", "p99.9 µs", "RSS MiB", "cores"
     );
-    for ((name, _), runs) in cases.iter().zip(&results) {
+    for ((name, _, _), runs) in cases.iter().zip(&results) {
         let m = |f: fn(&Measured) -> f64| median(runs.iter().map(f).collect());
         let _ = writeln!(
             table,
@@ -444,6 +480,28 @@ fn main() {
         median(memory) / 1024.0,
         2 * settings.memory_sources,
     );
+    let throughput = |case: &str| {
+        let at = cases.iter().position(|(name, _, _)| *name == case)?;
+        Some(median(
+            results[at].iter().map(|r| r.events_per_sec).collect(),
+        ))
+    };
+    match (throughput("binary/bi"), throughput("json/bi")) {
+        (Some(binary), Some(json)) => {
+            let _ = writeln!(
+                table,
+                "plugins / built-ins (events/s): binary {:.3}, json {:.3}",
+                throughput("binary").unwrap_or(0.0) / binary,
+                throughput("json").unwrap_or(0.0) / json,
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                table,
+                "plugins / built-ins: not measured (run with `--features builtins`)"
+            );
+        }
+    }
     let e = |i: usize| median(echoes.iter().map(|r| r[i]).collect());
     let _ = writeln!(
         table,

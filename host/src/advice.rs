@@ -45,6 +45,12 @@ impl LoadError {
                 "annotate the connector's impl with `#[weir_sdk::connector_plugin]` and build \
                  the crate as a `cdylib`",
             ),
+            Self::SeveralMetadataSymbols { .. } => advice(
+                "the library holds several connectors: get a build of one connector per \
+                 library from its author",
+                "build each connector crate as its own `cdylib`; link connector crates together \
+                 only into a host binary, as built-ins",
+            ),
             Self::MetadataSymbolNotFunction { .. }
             | Self::NullMetadata { .. }
             | Self::Misaligned { .. }

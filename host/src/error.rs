@@ -47,12 +47,21 @@ pub enum LoadError {
         reason: String,
     },
     /// The file does not export the metadata symbol: it is not a Weir plugin.
-    #[error("{}: not a Weir plugin: no exported `{symbol}` function", file.display())]
+    #[error("{}: not a Weir plugin: no exported `{symbol}` (or `{symbol}__*`) function", file.display())]
     MissingMetadataSymbol {
         /// The plugin file.
         file: PathBuf,
         /// The symbol looked for.
         symbol: &'static str,
+    },
+    /// The file exports more than one metadata function (two connector crates linked into
+    /// one library?): which one is the plugin is not for the host to guess.
+    #[error("{}: exports {} metadata functions ({}): a plugin library holds one connector", file.display(), symbols.len(), symbols.join(", "))]
+    SeveralMetadataSymbols {
+        /// The plugin file.
+        file: PathBuf,
+        /// Their names.
+        symbols: Vec<String>,
     },
     /// The metadata symbol exists but is not a function (for example a static).
     #[error("{}: `{symbol}` must be a function, but the symbol table says it is {found}", file.display())]
@@ -60,7 +69,7 @@ pub enum LoadError {
         /// The plugin file.
         file: PathBuf,
         /// The symbol.
-        symbol: &'static str,
+        symbol: String,
         /// What it is instead.
         found: String,
     },
@@ -237,6 +246,7 @@ impl LoadError {
             | Self::BadSize { file, .. }
             | Self::NotSharedObject { file, .. }
             | Self::MissingMetadataSymbol { file, .. }
+            | Self::SeveralMetadataSymbols { file, .. }
             | Self::MetadataSymbolNotFunction { file, .. }
             | Self::Dlopen { file, .. }
             | Self::MetadataPanicked { file, .. }
@@ -266,6 +276,7 @@ impl LoadError {
             | Self::BadSize { file, .. }
             | Self::NotSharedObject { file, .. }
             | Self::MissingMetadataSymbol { file, .. }
+            | Self::SeveralMetadataSymbols { file, .. }
             | Self::MetadataSymbolNotFunction { file, .. }
             | Self::Dlopen { file, .. }
             | Self::MetadataPanicked { file, .. }

@@ -55,6 +55,7 @@ fn generate(connector: &ConnectorImpl<'_>, options: &PluginOptions) -> TokenStre
         (true, false) => quote!(#krate::abi::Capabilities::SOURCE),
         _ => quote!(#krate::abi::Capabilities::SINK),
     };
+    let symbol = metadata_symbol(self_ty);
     quote! {
         #item
 
@@ -64,9 +65,29 @@ fn generate(connector: &ConnectorImpl<'_>, options: &PluginOptions) -> TokenStre
                 const VERSION: &'static str = #version;
                 const CAPABILITIES: #krate::abi::Capabilities = #capabilities;
             }
-            #krate::__private::export_connector!(#self_ty);
+            #krate::__private::export_connector!(#self_ty, #symbol);
         };
     }
+}
+
+/// The name the metadata function is exported under: `weir_plugin_metadata__` and the
+/// crate's name, its version and the type, so that several connector crates (or several
+/// connector types of one crate) can be linked into one binary as built-ins. Cargo sets
+/// the crate's name and version for the compiler, which runs this macro.
+fn metadata_symbol(self_ty: &syn::Type) -> String {
+    let var = |name| std::env::var(name).unwrap_or_default();
+    let ty = quote!(#self_ty).to_string();
+    let parts = [var("CARGO_CRATE_NAME"), var("CARGO_PKG_VERSION"), ty];
+    let suffix: Vec<String> = parts
+        .iter()
+        .map(|part| {
+            part.chars()
+                .filter(|c| !c.is_whitespace())
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect()
+        })
+        .collect();
+    format!("weir_plugin_metadata__{}", suffix.join("__"))
 }
 
 /// The errors, plus the user's tokens, so that follow-on errors do not cascade and IDEs

@@ -15,51 +15,71 @@ use crate::abi::HostApi;
 use crate::abi::{
     AbiSlice, CONNECTOR_ABI, CallStatus, Capabilities, CircuitChange, CloseArgs, ConnectArgs,
     Connected, ConnectorFfi, ConnectorObject, ConnectorPluginDecl, ConnectorVtable, CreateArgs,
-    ErrorKind, ErrorReport, ErrorSink, ExtensionArgs, FeedbackArgs, FeedbackKind,
-    LAYOUT_FINGERPRINT, MAGIC, Notice, NotifyArgs, PanicStrategy, PluginHeader, PluginKind,
-    PullArgs, PullHint, ReplyCode, SinkArgs,
+    ErrorKind, ErrorReport, ErrorSink, ExtensionArgs, FeedbackArgs, LAYOUT_FINGERPRINT, MAGIC,
+    NotifyArgs, PanicStrategy, PluginHeader, PluginKind, PullArgs, PullHint, SinkArgs,
 };
-use crate::connector::{
-    Circuit, Connector, ConnectorContext, Event, PullStatus, SinkContext, SinkReply, SourceBatch,
-};
+use crate::connector::{Circuit, Connector, ConnectorContext, PullStatus, SourceBatch};
+use crate::dispatch::{self, Delivered};
 
 pub use crate::__export_connector as export_connector;
 
-/// What `#[connector_plugin]` knows about a connector type at compile time.
-pub trait Export: Connector {
-    /// The plugin's name.
-    const NAME: &'static str;
-    /// The plugin's own version.
-    const VERSION: &'static str;
-    /// Source, sink, or both, as inferred from the methods the impl defines.
-    const CAPABILITIES: Capabilities;
-}
+pub use crate::builtin::ConnectorPlugin as Export;
 
-/// Defines the exported metadata function for a connector type implementing [`Export`].
+/// Defines the exported metadata function for a connector type implementing [`Export`],
+/// under the symbol name the macro chose ([`METADATA_SYMBOL_PREFIX`](crate::abi::METADATA_SYMBOL_PREFIX)
+/// and a suffix unique to the crate, its version and the type).
 ///
 /// Written as a `macro_rules!` in the sdk (not as tokens from the proc macro) so that the
-/// `no_mangle` attribute is not attributed to the plugin crate, which keeps
+/// `export_name` attribute is not attributed to the plugin crate, which keeps
 /// `#![forbid(unsafe_code)]` usable in plugins.
+#[cfg(not(feature = "__abi-1-0-for-tests"))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_connector {
-    ($ty:ty) => {
+    ($ty:ty, $symbol:literal) => {
+        /// Weir plugin metadata: returns the plugin's `ConnectorPluginDecl`.
+        #[unsafe(export_name = $symbol)]
+        pub extern "C" fn weir_plugin_metadata(
+            error: $crate::abi::ErrorSink,
+        ) -> *const $crate::abi::PluginHeader {
+            $crate::__metadata_body!($ty, error)
+        }
+    };
+}
+
+/// As it was at ABI 1.0 (test-only feature `__abi-1-0-for-tests`): the metadata function
+/// under the bare [`METADATA_SYMBOL`](crate::abi::METADATA_SYMBOL).
+#[cfg(feature = "__abi-1-0-for-tests")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_connector {
+    ($ty:ty, $symbol:literal) => {
         /// Weir plugin metadata: returns the plugin's `ConnectorPluginDecl`.
         #[unsafe(no_mangle)]
         pub extern "C" fn weir_plugin_metadata(
             error: $crate::abi::ErrorSink,
         ) -> *const $crate::abi::PluginHeader {
-            static DECL: ::std::sync::OnceLock<$crate::abi::ConnectorPluginDecl> =
-                ::std::sync::OnceLock::new();
-            // Evaluated here, in the plugin crate, with the plugin's own profile.
-            let panic_strategy = if ::core::cfg!(panic = "unwind") {
-                $crate::abi::PanicStrategy::UNWIND
-            } else {
-                $crate::abi::PanicStrategy::ABORT
-            };
-            $crate::__private::metadata::<$ty>(&DECL, panic_strategy, error)
+            $crate::__metadata_body!($ty, error)
         }
     };
+}
+
+/// The body of the metadata function: the declaration, built once, with the panic strategy
+/// of the plugin crate's own profile.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __metadata_body {
+    ($ty:ty, $error:ident) => {{
+        static DECL: ::std::sync::OnceLock<$crate::abi::ConnectorPluginDecl> =
+            ::std::sync::OnceLock::new();
+        // Evaluated here, in the plugin crate, with the plugin's own profile.
+        let panic_strategy = if ::core::cfg!(panic = "unwind") {
+            $crate::abi::PanicStrategy::UNWIND
+        } else {
+            $crate::abi::PanicStrategy::ABORT
+        };
+        $crate::__private::metadata::<$ty>(&DECL, panic_strategy, $error)
+    }};
 }
 
 /// Builds (once) and returns the plugin's declaration, trapping any panic.
@@ -144,7 +164,9 @@ extern "C" fn create<T: Export>(args: &mut CreateArgs) -> CallStatus {
     }
 }
 
-fn parse_config<C: DeserializeOwned>(json: &[u8]) -> Result<C, (ErrorKind, String, String)> {
+pub(crate) fn parse_config<C: DeserializeOwned>(
+    json: &[u8],
+) -> Result<C, (ErrorKind, String, String)> {
     let deserializer = &mut serde_json::Deserializer::from_slice(json);
     let value = serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = field_path_json(error.path());
@@ -226,7 +248,7 @@ impl<T: Connector> Adapter<T> {
 }
 
 /// How a connector's error is reported: permanent errors stop the connector for good.
-fn error_kind(error: &crate::Error) -> ErrorKind {
+pub(crate) fn error_kind(error: &crate::Error) -> ErrorKind {
     if error.is_permanent() {
         ErrorKind::PERMANENT
     } else {
@@ -255,15 +277,8 @@ impl<T: Export> ConnectorFfi for Adapter<T> {
 
     extern "C" fn notify(&mut self, args: &mut NotifyArgs) -> CallStatus {
         let notice = args.notice;
-        status(self.call(args.error, |state, ctx| match notice {
-            Notice::START => state.on_start(ctx),
-            Notice::PAUSE => state.on_pause(ctx),
-            Notice::RESUME => state.on_resume(ctx),
-            Notice::DRAIN => state.on_drain(ctx),
-            Notice::STOP => state.on_stop(ctx),
-            Notice::CIRCUIT_CLOSED => state.on_circuit(ctx, Circuit::Closed),
-            Notice::CIRCUIT_OPENED => state.on_circuit(ctx, Circuit::Open),
-            Notice(other) => Err(crate::Error::new(format!("unknown notice {other}"))),
+        status(self.call(args.error, |state, ctx| {
+            dispatch::notify(state, ctx, notice)
         }))
     }
 
@@ -274,7 +289,7 @@ impl<T: Export> ConnectorFfi for Adapter<T> {
         let writer = args.writer;
         let capacity = args.max_events as usize;
         let result = self.call(args.error, |state, ctx| {
-            state.pull(ctx, &mut SourceBatch::new(&writer, capacity))
+            dispatch::pull(state, ctx, &mut SourceBatch::new(&writer, capacity))
         });
         if let Ok(pulled) = result {
             args.hint = match pulled {
@@ -293,16 +308,7 @@ impl<T: Export> ConnectorFfi for Adapter<T> {
         // SAFETY: the host passes `len` valid `Feedback` items for the duration of the call.
         let items = unsafe { slice_from_raw(args.items, args.len) };
         status(self.call(args.error, |state, ctx| {
-            for item in items {
-                match item.kind {
-                    FeedbackKind::ACK => state.on_ack(ctx, item.id)?,
-                    FeedbackKind::FAIL => state.on_fail(ctx, item.id)?,
-                    FeedbackKind(other) => {
-                        return Err(crate::Error::new(format!("unknown feedback kind {other}")));
-                    }
-                }
-            }
-            Ok(())
+            dispatch::feedback(state, ctx, items)
         }))
     }
 
@@ -319,48 +325,17 @@ impl<T: Export> ConnectorFfi for Adapter<T> {
                 slice_from_raw_mut(args.replies, args.len),
             )
         };
-        let mut circuit = None;
-        let mut processed = 0;
+        let mut delivered = Delivered::default();
         let result = self.call(error, |state, ctx| {
-            if events.is_empty() {
-                return state.on_tick(&mut SinkContext::new(ctx, &mut circuit));
-            }
-            for (view, reply) in events.iter().zip(replies.iter_mut()) {
-                // SAFETY: the host keeps the event bytes alive for the duration of the call.
-                let (bytes, meta) = unsafe { (view.bytes.as_bytes(), view.meta.as_bytes()) };
-                let event = Event {
-                    bytes,
-                    id: view.id,
-                    ingest_ns: view.ingest_ns,
-                    meta,
-                };
-                let mut sink_ctx = SinkContext::new(ctx, &mut circuit);
-                *reply = match state.on_event(&mut sink_ctx, event) {
-                    Ok(SinkReply::Auto) => ReplyCode::AUTO,
-                    Ok(SinkReply::Ack) => ReplyCode::ACK,
-                    Ok(SinkReply::Fail) => ReplyCode::FAIL,
-                    // The whole call fails: the host fails the batch and stops the sink.
-                    Err(e) if e.is_permanent() => return Err(e),
-                    Err(e) => {
-                        report(error, ErrorKind::CONNECTOR, e.message(), "", "");
-                        ReplyCode::FAIL
-                    }
-                };
-                processed += 1;
-            }
-            match state.on_batch_end(&mut SinkContext::new(ctx, &mut circuit)) {
-                Ok(()) => Ok(()),
-                Err(e) if e.is_permanent() => Err(e),
-                Err(e) => {
-                    // Nothing of the batch is delivered as promised.
-                    report(error, ErrorKind::CONNECTOR, e.message(), "", "");
-                    replies.fill(ReplyCode::FAIL);
-                    Ok(())
-                }
+            // SAFETY: the host keeps the event bytes alive for the duration of the call.
+            unsafe {
+                dispatch::sink_batch(state, ctx, events, replies, &mut delivered, |message| {
+                    report(error, ErrorKind::CONNECTOR, message, "", "")
+                })
             }
         });
-        args.processed = processed;
-        args.circuit = match circuit {
+        args.processed = delivered.processed;
+        args.circuit = match delivered.circuit {
             None => CircuitChange::NONE,
             Some(Circuit::Closed) => CircuitChange::CLOSE,
             Some(Circuit::Open) => CircuitChange::OPEN,
@@ -508,6 +483,21 @@ pub(crate) fn current_host() -> Option<HostApi> {
 /// [`trap`], with `host` as the current instance's host services while `f` runs (so the
 /// log bridge tags records with the right connector).
 fn trap_for<R>(error: ErrorSink, host: Option<&HostApi>, f: impl FnOnce() -> R) -> Option<R> {
+    match catch_for(host, f) {
+        Ok(value) => Some(value),
+        Err((message, location)) => {
+            report(error, ErrorKind::PANIC, &message, &location, "");
+            None
+        }
+    }
+}
+
+/// Runs `f`, catching any panic, which comes back as its message and location (empty when
+/// unknown). `host` is the current instance's host services while `f` runs. Never unwinds.
+pub(crate) fn catch_for<R>(
+    host: Option<&HostApi>,
+    f: impl FnOnce() -> R,
+) -> Result<R, (String, String)> {
     install_panic_hook();
     let guard = AbortOnUnwind;
     // One thread-local lookup per call: in a dlopen'ed library each lookup is a call into
@@ -527,17 +517,13 @@ fn trap_for<R>(error: ErrorSink, host: Option<&HostApi>, f: impl FnOnce() -> R) 
         t.host.set(outer);
     }
     t.depth.set(t.depth.get() - 1);
-    let value = match result {
-        Ok(value) => Some(value),
-        Err(payload) => {
-            let (message, location) = LAST_PANIC
-                .with(|last| last.borrow_mut().take())
-                .unwrap_or_else(|| (payload_message(&*payload), String::new()));
-            report(error, ErrorKind::PANIC, &message, &location, "");
-            drop(payload);
-            None
-        }
-    };
+    let value = result.map_err(|payload| {
+        let caught = LAST_PANIC
+            .with(|last| last.borrow_mut().take())
+            .unwrap_or_else(|| (payload_message(&*payload), String::new()));
+        drop(payload);
+        caught
+    });
     core::mem::forget(guard);
     value
 }

@@ -26,8 +26,19 @@ use core::ffi::c_void;
 /// The eight bytes every Weir plugin header starts with.
 pub const MAGIC: [u8; 8] = *b"WEIRPLUG";
 
-/// Name of the function every plugin exports; its type is [`MetadataFn`].
+/// Name of the function a plugin exports; its type is [`MetadataFn`].
+///
+/// Plugins of ABI 1.0 and 1.1 export exactly this name. From 1.2 on, a plugin exports it
+/// with a suffix of its own, [`METADATA_SYMBOL`]`__<crate>__<version>__<type>`
+/// ([`METADATA_SYMBOL_PREFIX`]), so that several connector crates can be linked into one
+/// binary (as built-ins, see [`builtin`](crate::builtin)) without their symbols clashing,
+/// as Python extensions export `PyInit_<module>`. A host takes either form and refuses a
+/// library that exports more than one.
 pub const METADATA_SYMBOL: &str = "weir_plugin_metadata";
+
+/// What the metadata symbol of a plugin of ABI 1.2 or later starts with (see
+/// [`METADATA_SYMBOL`]).
+pub const METADATA_SYMBOL_PREFIX: &str = "weir_plugin_metadata__";
 
 /// The ABI version of the connector plugin kind that this sdk implements.
 ///
@@ -36,8 +47,10 @@ pub const METADATA_SYMBOL: &str = "weir_plugin_metadata";
 /// - 1.0: the first.
 /// - 1.1: [`HostApi`] gained wakers ([`HostApi::waker_new`] and the three after it) and
 ///   [`HostApi::pull_after`], so that an idle source is not polled.
+/// - 1.2: the metadata symbol carries a suffix of the plugin's own
+///   ([`METADATA_SYMBOL_PREFIX`]); no type changed.
 #[cfg(not(any(feature = "__abi-next-for-tests", feature = "__abi-1-0-for-tests")))]
-pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 1 };
+pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 2 };
 
 /// The ABI version of the connector plugin kind that this sdk implements: with the
 /// test-only feature `__abi-1-0-for-tests`, 1.0, as it was before wakers.
@@ -48,10 +61,10 @@ pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 0 };
 compile_error!("`__abi-next-for-tests` and `__abi-1-0-for-tests` simulate different versions");
 
 /// The ABI version of the connector plugin kind that this sdk implements: with the
-/// test-only feature `__abi-next-for-tests`, a simulated 1.2 that appended a field to
+/// test-only feature `__abi-next-for-tests`, a simulated 1.3 that appended a field to
 /// [`HostApi`].
 #[cfg(feature = "__abi-next-for-tests")]
-pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 2 };
+pub const CONNECTOR_ABI: AbiVersion = AbiVersion { major: 1, minor: 3 };
 
 /// The target triple this copy of the sdk was compiled for (in a plugin: the plugin's
 /// target; in the host: the host's).
@@ -1001,7 +1014,7 @@ const fn layout_fingerprint(minor: u16) -> u64 {
         #[cfg(not(feature = "__abi-1-0-for-tests"))]
         @1 pull_after: Option<unsafe extern "C" fn(ctx: *const c_void, nanos: u64)>,
         #[cfg(feature = "__abi-next-for-tests")]
-        @2 __next: usize,
+        @3 __next: usize,
     });
     let fp = layout!(
         fp,

@@ -44,13 +44,16 @@
 //! - [`docs::abi_evolution`]: what the ABI version means and how the ABI may change.
 //! - [`docs::safety`]: what the host checks at load time and what a plugin must not do.
 //! - [`abi`]: the frozen C types themselves.
+//! - [`builtin`]: linking connector crates into a host binary, called through the Rust trait.
 
 mod connector;
+mod dispatch;
 mod error;
 mod log;
 mod waker;
 
 pub mod abi;
+pub mod builtin;
 pub mod docs;
 
 #[doc(hidden)]

@@ -58,6 +58,21 @@ fn missing_metadata_symbol_is_refused_before_dlopen() {
 }
 
 #[test]
+fn a_library_with_two_metadata_functions_is_refused_naming_both() {
+    let error = load_err(&fixture_plugin("twoconnectors"));
+    let LoadError::SeveralMetadataSymbols { symbols, .. } = &error else {
+        panic!("expected SeveralMetadataSymbols, got {error:?}")
+    };
+    assert_eq!(symbols.len(), 2, "{symbols:?}");
+    assert!(
+        symbols.iter().any(|s| s.ends_with("__First"))
+            && symbols.iter().any(|s| s.ends_with("__Second")),
+        "{symbols:?}"
+    );
+    assert!(error.to_string().contains("holds one connector"), "{error}");
+}
+
+#[test]
 fn metadata_symbol_of_the_wrong_type_is_refused() {
     let error = load_err(&fixture_plugin("wrongtype"));
     let LoadError::MetadataSymbolNotFunction { found, .. } = &error else {

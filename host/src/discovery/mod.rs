@@ -22,7 +22,7 @@ mod walk;
 
 use std::path::{Path, PathBuf};
 
-pub use repository::{FileStatus, PluginFile, PluginRepository, ResolveError};
+pub use repository::{FileStatus, PluginFile, PluginRepository, ResolveError, register_builtins};
 
 /// The name of the environment variable with extra plugin directories.
 pub const PLUGIN_PATH_VAR: &str = "WEIR_PLUGIN_PATH";

@@ -4,6 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::PluginPath;
 use crate::error::LoadError;
@@ -95,7 +96,37 @@ pub struct PluginRepository {
     images: Option<PathBuf>,
 }
 
+/// The built-ins of this process, listed by every scan after the files on the path.
+static BUILTINS: Mutex<Vec<Plugin>> = Mutex::new(Vec::new());
+
+/// Makes connector types linked into this binary available to pipelines, as built-ins
+/// ([`Plugin::builtin`]): every later scan ([`PluginRepository::scan`],
+/// [`scan_copies`](PluginRepository::scan_copies), and the rescans of a running host)
+/// lists them after the files found on the plugin path. A file on the path with the same
+/// name and version is the one used (the built-in is listed as shadowed by it); a higher
+/// version in a file is chosen over the built-in as any higher version is.
+pub fn register_builtins(builtins: impl IntoIterator<Item = weir_sdk::builtin::Builtin>) {
+    let mut registered = BUILTINS.lock().unwrap_or_else(|p| p.into_inner());
+    for builtin in builtins {
+        tracing::debug!(
+            plugin = builtin.name(),
+            version = builtin.version(),
+            "built-in registered"
+        );
+        registered.push(Plugin::builtin(builtin));
+    }
+}
+
 impl PluginRepository {
+    /// Adds the registered built-ins ([`register_builtins`]), after the files.
+    fn with_builtins(mut self) -> Self {
+        let builtins = BUILTINS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for plugin in builtins {
+            self.add(plugin);
+        }
+        self
+    }
+
     /// Finds every plugin file on `path` and loads the plugins.
     ///
     /// Files that are not Weir plugins are listed as such and never loaded; plugins that
@@ -107,7 +138,7 @@ impl PluginRepository {
         for file in path.files() {
             repository.add_file(file);
         }
-        repository
+        repository.with_builtins()
     }
 
     /// Like [`scan`](Self::scan), loading every plugin from a private copy in `images`
@@ -122,7 +153,7 @@ impl PluginRepository {
         for file in path.files() {
             repository.add_file(file);
         }
-        repository
+        repository.with_builtins()
     }
 
     /// Loads one more file; returns what became of it.
@@ -211,8 +242,14 @@ impl PluginRepository {
         if versions.is_empty() {
             self.by_name.remove(name);
         }
-        let path = removed.info().path.clone();
-        self.files.retain(|f| f.path != path);
+        let path = &removed.info().path;
+        // Built-ins share a path: only the entry of this plugin goes.
+        self.files.retain(|f| {
+            f.path != *path
+                || f.plugin.as_ref().is_some_and(|p| {
+                    p.name() != name || compare_versions(&p.info().version, version).is_ne()
+                })
+        });
         Some(removed)
     }
 

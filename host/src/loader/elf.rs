@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::Path;
 
 use object::{Architecture, BinaryFormat, Object, ObjectKind, ObjectSymbol, ReadCache, SymbolKind};
-use weir_sdk::abi::METADATA_SYMBOL;
+use weir_sdk::abi::{METADATA_SYMBOL, METADATA_SYMBOL_PREFIX};
 
 use crate::error::LoadError;
 
@@ -15,14 +15,25 @@ pub(crate) const MIN_FILE_SIZE: u64 = 64;
 pub(crate) const MAX_FILE_SIZE: u64 = 1 << 30;
 
 /// What the symbol table says about the metadata function.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct MetadataSymbol {
+    /// Its name: [`METADATA_SYMBOL`], or (ABI 1.2 on) that with a suffix.
+    pub(crate) name: String,
     /// The symbol's value: its address relative to the image's load bias.
     pub(crate) address: u64,
 }
 
-/// Checks that `file` is a regular ELF shared object for this machine that exports
-/// [`METADATA_SYMBOL`] as a function. Reads only the headers and the dynamic symbol table.
+/// Whether `name` is the metadata symbol of some ABI version: [`METADATA_SYMBOL`] itself
+/// (1.0, 1.1) or [`METADATA_SYMBOL_PREFIX`] and a suffix (1.2 on).
+fn is_metadata_symbol(name: &[u8]) -> bool {
+    name == METADATA_SYMBOL.as_bytes()
+        || (name.len() > METADATA_SYMBOL_PREFIX.len()
+            && name.starts_with(METADATA_SYMBOL_PREFIX.as_bytes()))
+}
+
+/// Checks that `file` is a regular ELF shared object for this machine that exports one
+/// metadata function ([`METADATA_SYMBOL`], bare or with a suffix). Reads only the headers
+/// and the dynamic symbol table.
 pub(crate) fn screen(file: &Path) -> Result<MetadataSymbol, LoadError> {
     let io = |source| LoadError::Io {
         file: file.to_owned(),
@@ -72,18 +83,31 @@ pub(crate) fn screen(file: &Path) -> Result<MetadataSymbol, LoadError> {
             object.kind()
         )));
     }
-    let symbol = object
+    let symbols: Vec<_> = object
         .dynamic_symbols()
-        .find(|s| s.is_definition() && s.name_bytes().ok() == Some(METADATA_SYMBOL.as_bytes()));
-    let symbol = match symbol {
-        Some(symbol) => symbol,
-        None => {
+        .filter(|s| s.is_definition() && s.name_bytes().is_ok_and(is_metadata_symbol))
+        .collect();
+    let symbol = match symbols.as_slice() {
+        [symbol] => symbol,
+        [] => {
             return Err(LoadError::MissingMetadataSymbol {
                 file: file.to_owned(),
                 symbol: METADATA_SYMBOL,
             });
         }
+        several => {
+            return Err(LoadError::SeveralMetadataSymbols {
+                file: file.to_owned(),
+                symbols: several
+                    .iter()
+                    .map(|s| {
+                        String::from_utf8_lossy(s.name_bytes().unwrap_or_default()).into_owned()
+                    })
+                    .collect(),
+            });
+        }
     };
+    let name = String::from_utf8_lossy(symbol.name_bytes().unwrap_or_default()).into_owned();
     if symbol.kind() != SymbolKind::Text {
         let found = match symbol.kind() {
             SymbolKind::Data => "a data object (a `static`?)".to_owned(),
@@ -92,12 +116,13 @@ pub(crate) fn screen(file: &Path) -> Result<MetadataSymbol, LoadError> {
         };
         return Err(LoadError::MetadataSymbolNotFunction {
             file: file.to_owned(),
-            symbol: METADATA_SYMBOL,
+            symbol: name,
             found,
         });
     }
     Ok(MetadataSymbol {
         address: symbol.address(),
+        name,
     })
 }
 

@@ -16,7 +16,9 @@ use weir_sdk::abi::{
 };
 use weir_sdk::{Circuit, PullStatus, SinkReply};
 
-use super::{Checker, ErrorCollector, Plugin, PluginInfo};
+use weir_sdk::builtin::{Fault, NativeConnector};
+
+use super::{Checker, ErrorCollector, LoadedLibrary, Origin, Plugin, PluginInfo};
 use crate::error::CallError;
 use crate::field_path::FieldPath;
 
@@ -110,6 +112,13 @@ unsafe impl Send for SinkEvent<'_> {}
 unsafe impl Sync for SinkEvent<'_> {}
 
 impl<'a> SinkEvent<'a> {
+    /// The events as the ABI passes them, without a copy.
+    fn as_views<'s>(events: &'s [SinkEvent<'a>]) -> &'s [RawEventView] {
+        // SAFETY: `SinkEvent` is `repr(transparent)` over `RawEventView`, so a slice of one
+        // is a slice of the other, with the same length and lifetime.
+        unsafe { std::slice::from_raw_parts(events.as_ptr().cast::<RawEventView>(), events.len()) }
+    }
+
     /// An event with its payload, its id at its source, its ingest time (nanoseconds since
     /// the Unix epoch) and metadata (a JSON object as bytes, empty when absent).
     pub fn new(bytes: &'a [u8], id: EventId, ingest_ns: u64, meta: &'a [u8]) -> Self {
@@ -314,8 +323,9 @@ enum State {
 /// plugin comes back as [`CallError::Panicked`] and poisons the instance (every later call
 /// returns [`CallError::Poisoned`] without entering the plugin; dropping it is safe).
 pub struct ConnectorInstance {
-    object: ManuallyDrop<ConnectorObject>,
-    /// Pointed to by the plugin's `HostApi`; boxed so it does not move, dropped after `object`.
+    backend: Backend,
+    /// Pointed to by the connector's `HostApi`; boxed so it does not move, dropped after
+    /// `backend`.
     host: Box<HostContext>,
     errors: ErrorCollector,
     state: State,
@@ -324,6 +334,14 @@ pub struct ConnectorInstance {
     sink_codes: Vec<ReplyCode>,
     /// Keeps the library loaded; dropped last.
     plugin: Plugin,
+}
+
+/// How the instance's connector is called.
+enum Backend {
+    /// Through the C ABI: the thin trait object the plugin's `create` returned.
+    Library(ManuallyDrop<ConnectorObject>),
+    /// Through the Rust trait: a built-in linked into this binary.
+    Builtin(Box<dyn NativeConnector>),
 }
 
 // `ConnectorInstance` is `Send` (every field is) but not `Sync`: calls take `&mut self`.
@@ -386,7 +404,7 @@ impl Plugin {
         bound_as: Sides,
         waker: Option<Waker>,
     ) -> Result<ConnectorInstance, CallError> {
-        let info = &self.inner.info;
+        let info = self.info();
         let host = Box::new(HostContext {
             connector_id: connector_id.to_owned(),
             plugin: info.name.clone(),
@@ -396,7 +414,6 @@ impl Plugin {
             quiet_for: AtomicU64::new(u64::MAX),
         });
         let config = config.to_string();
-        let mut errors = ErrorCollector::default();
         let mut services = HostApi::new(
             (&raw const *host).cast(),
             Some(host_log),
@@ -408,11 +425,49 @@ impl Plugin {
         services.waker_wake = Some(host_waker_wake);
         services.waker_drop = Some(host_waker_drop);
         services.pull_after = Some(host_pull_after);
+        let backend = match &*self.inner {
+            Origin::Library(library) => {
+                self.create_in_library(library, &config, connector_id, &services, bound_as)?
+            }
+            Origin::Builtin { builtin, .. } => {
+                // SAFETY: every function in `services` is one of this module's, callable
+                // with `host` (the context they expect) from any thread; `host` is boxed
+                // and handed to the instance below, which drops the connector first.
+                let created = unsafe {
+                    builtin.create(config.as_bytes(), connector_id, services, bound_as.to_abi())
+                };
+                Backend::Builtin(
+                    created.map_err(|fault| fault_error(fault, "new", connector_id, &info.name))?,
+                )
+            }
+        };
+        Ok(ConnectorInstance {
+            backend,
+            host,
+            errors: ErrorCollector::default(),
+            state: State::Live,
+            next_pull: 0,
+            sink_codes: Vec::new(),
+            plugin: self.clone(),
+        })
+    }
+
+    /// Runs the plugin's `create` and checks what it returns.
+    fn create_in_library(
+        &self,
+        library: &LoadedLibrary,
+        config: &str,
+        connector_id: &str,
+        services: &HostApi,
+        bound_as: Sides,
+    ) -> Result<Backend, CallError> {
+        let info = &library.info;
+        let mut errors = ErrorCollector::default();
         let mut args = CreateArgs {
             error: errors.sink(),
-            config: AbiSlice::from_str(&config),
+            config: AbiSlice::from_str(config),
             connector_id: AbiSlice::from_str(connector_id),
-            host: &raw const services,
+            host: services,
             bound_as: bound_as.to_abi(),
             instance: std::ptr::null_mut(),
         };
@@ -420,15 +475,18 @@ impl Plugin {
         self.retain_image();
         // SAFETY: `decl` was validated at load time (in the image, `create` in an executable
         // segment) and the library is kept loaded by `self`. `args` borrows `config`,
-        // `connector_id`, `services` and `errors` for the call; `host` is boxed and handed to
-        // the instance below, so the `HostApi::ctx` pointer stays valid as long as the
-        // instance.
-        let status = unsafe { ((*self.inner.decl).create)(&mut args) };
-        let error = |errors: &mut ErrorCollector, method| {
-            instance_error(errors, status, method, connector_id, &info.name)
-        };
+        // `connector_id`, `services` and `errors` for the call; the `HostApi::ctx` pointer
+        // in `services` is the boxed `HostContext` the caller hands to the instance, so it
+        // stays valid as long as the instance.
+        let status = unsafe { ((*library.decl).create)(&mut args) };
         if status != CallStatus::OK {
-            return Err(error(&mut errors, "new"));
+            return Err(instance_error(
+                &mut errors,
+                status,
+                "new",
+                connector_id,
+                &info.name,
+            ));
         }
         if args.instance.is_null() {
             return Err(CallError::Protocol {
@@ -442,7 +500,7 @@ impl Plugin {
         // point to the declaration's vtable; anything else is checked like it was.
         let checker = Checker {
             file: &info.path,
-            image: &self.inner.image,
+            image: &library.image,
         };
         // SAFETY: a non-null instance returned with OK is a thin trait object allocated by
         // the plugin: its first word is its vtable pointer. Reading one aligned word from it
@@ -452,7 +510,7 @@ impl Plugin {
                 .cast::<*const weir_sdk::abi::ConnectorVtable>()
                 .read()
         };
-        if vtable != self.inner.vtable
+        if vtable != library.vtable
             && let Err(e) = checker.vtable(vtable)
         {
             // Leak rather than call a `drop` we cannot trust.
@@ -466,57 +524,61 @@ impl Plugin {
         // SAFETY: `args.instance` is a live thin trait object whose vtable was validated; the
         // host now owns it and drops it exactly once, through its vtable, in `Drop`.
         let object = unsafe { ConnectorObject::from_raw(args.instance.cast()) };
-        Ok(ConnectorInstance {
-            object: ManuallyDrop::new(object),
-            host,
-            errors,
-            state: State::Live,
-            next_pull: 0,
-            sink_codes: Vec::new(),
-            plugin: self.clone(),
-        })
+        Ok(Backend::Library(ManuallyDrop::new(object)))
     }
 }
 
-/// Turns a failed status and the reports of the call into a [`CallError`].
-fn instance_error(
-    errors: &mut ErrorCollector,
-    status: CallStatus,
-    method: &'static str,
-    connector: &str,
-    plugin: &str,
-) -> CallError {
+/// Turns what a built-in's call reported into a [`CallError`].
+fn fault_error(fault: Fault, method: &'static str, connector: &str, plugin: &str) -> CallError {
     let connector = connector.to_owned();
     let plugin = plugin.to_owned();
-    let error = match status {
-        CallStatus::PANICKED => {
-            let panic = errors.take_panic();
-            let (message, location) = panic
-                .map(|p| {
-                    (
-                        p.message,
-                        if p.location.is_empty() {
-                            "<unknown>".to_owned()
-                        } else {
-                            p.location
-                        },
-                    )
-                })
-                .unwrap_or_else(|| ("<no message>".to_owned(), "<unknown>".to_owned()));
-            CallError::Panicked {
-                connector,
-                plugin,
-                method,
-                message,
-                location,
-            }
-        }
-        CallStatus::POISONED => CallError::Poisoned {
+    match fault {
+        Fault::Config {
+            message,
+            field_path,
+        } => CallError::Config {
+            connector,
+            plugin,
+            field_path: FieldPath::from_json(&field_path),
+            message,
+        },
+        Fault::Failed {
+            message,
+            permanent: true,
+        } => CallError::Permanent {
+            connector,
+            plugin,
+            method,
+            message,
+        },
+        Fault::Failed { message, .. } => CallError::Failed {
+            connector,
+            plugin,
+            method,
+            message,
+        },
+        Fault::Panicked { message, location } => CallError::Panicked {
+            connector,
+            plugin,
+            method,
+            message,
+            location: if location.is_empty() {
+                "<unknown>".to_owned()
+            } else {
+                location
+            },
+        },
+        Fault::Poisoned => CallError::Poisoned {
             connector,
             plugin,
             method,
         },
-        CallStatus::UNSUPPORTED => CallError::Unsupported {
+        Fault::Closed => CallError::Closed {
+            connector,
+            plugin,
+            method,
+        },
+        Fault::Unsupported => CallError::Unsupported {
             connector,
             plugin,
             method,
@@ -526,55 +588,65 @@ fn instance_error(
                 "source"
             },
         },
+    }
+}
+
+/// Turns a failed status and the reports of the call into a [`CallError`], through the
+/// [`Fault`] a built-in would report for it.
+fn instance_error(
+    errors: &mut ErrorCollector,
+    status: CallStatus,
+    method: &'static str,
+    connector: &str,
+    plugin: &str,
+) -> CallError {
+    let fault = match status {
+        CallStatus::PANICKED => {
+            let (message, location) = errors
+                .take_panic()
+                .map(|p| (p.message, p.location))
+                .unwrap_or_else(|| ("<no message>".to_owned(), String::new()));
+            Fault::Panicked { message, location }
+        }
+        CallStatus::POISONED => Fault::Poisoned,
+        CallStatus::UNSUPPORTED => Fault::Unsupported,
         CallStatus::ERROR => match errors.reports.iter().find(|r| r.kind == ErrorKind::CONFIG) {
-            Some(config) => CallError::Config {
-                connector,
-                plugin,
-                field_path: FieldPath::from_json(&config.field_path),
+            Some(config) => Fault::Config {
                 message: config.message.clone(),
+                field_path: config.field_path.clone(),
             },
             None => {
-                let permanent = errors
-                    .reports
-                    .iter()
-                    .any(|r| r.kind == ErrorKind::PERMANENT);
                 let message = errors
                     .reports
                     .iter()
                     .map(|r| r.message.as_str())
                     .collect::<Vec<_>>()
                     .join("; ");
-                let message = if message.is_empty() {
-                    "<no message>".to_owned()
-                } else {
-                    message
-                };
-                if permanent {
-                    CallError::Permanent {
-                        connector,
-                        plugin,
-                        method,
-                        message,
-                    }
-                } else {
-                    CallError::Failed {
-                        connector,
-                        plugin,
-                        method,
-                        message,
-                    }
+                Fault::Failed {
+                    message: if message.is_empty() {
+                        "<no message>".to_owned()
+                    } else {
+                        message
+                    },
+                    permanent: errors
+                        .reports
+                        .iter()
+                        .any(|r| r.kind == ErrorKind::PERMANENT),
                 }
             }
         },
-        CallStatus(other) => CallError::Protocol {
-            connector,
-            plugin,
-            method,
-            message: format!("unknown call status {other}"),
-        },
+        CallStatus(other) => {
+            errors.reports.clear();
+            return CallError::Protocol {
+                connector: connector.to_owned(),
+                plugin: plugin.to_owned(),
+                method,
+                message: format!("unknown call status {other}"),
+            };
+        }
     };
     errors.reports.clear();
-    error
+    fault_error(fault, method, connector, plugin)
 }
 
 impl ConnectorInstance {
@@ -645,13 +717,20 @@ impl ConnectorInstance {
     /// See [`CallError`].
     pub fn connect(&mut self, attempt: u32) -> Result<bool, CallError> {
         self.enter("connect")?;
+        let object = match &mut self.backend {
+            Backend::Library(object) => object,
+            Backend::Builtin(native) => {
+                let result = native.connect(attempt);
+                return result.map_err(|fault| self.fault(fault, "connect"));
+            }
+        };
         let mut args = ConnectArgs {
             error: self.errors.sink(),
             attempt,
             connected: Connected::NOT_YET,
         };
         // SAFETY: see `call_plugin`.
-        let status = unsafe { call_plugin(|| self.object.connect(&mut args)) };
+        let status = unsafe { call_plugin(|| object.connect(&mut args)) };
         self.finish(status, "connect")?;
         match args.connected {
             Connected::YES => Ok(true),
@@ -660,6 +739,16 @@ impl ConnectorInstance {
                 Err(self.protocol("connect", format!("unknown connect result {other}")))
             }
         }
+    }
+
+    /// What a built-in's call reported, as a [`CallError`]; a panic poisons the instance.
+    #[cold]
+    fn fault(&mut self, fault: Fault, method: &'static str) -> CallError {
+        let error = fault_error(fault, method, &self.host.connector_id, &self.host.plugin);
+        if error.is_poisoning() {
+            self.state = State::Poisoned;
+        }
+        error
     }
 
     /// Poisons the instance for a broken ABI contract and describes it.
@@ -679,12 +768,19 @@ impl ConnectorInstance {
     /// See [`CallError`].
     pub fn notify(&mut self, notice: Notice) -> Result<(), CallError> {
         self.enter(notice.method())?;
+        let object = match &mut self.backend {
+            Backend::Library(object) => object,
+            Backend::Builtin(native) => {
+                let result = native.notify(notice.to_abi());
+                return result.map_err(|fault| self.fault(fault, notice.method()));
+            }
+        };
         let mut args = NotifyArgs {
             error: self.errors.sink(),
             notice: notice.to_abi(),
         };
         // SAFETY: see `call_plugin`.
-        let status = unsafe { call_plugin(|| self.object.notify(&mut args)) };
+        let status = unsafe { call_plugin(|| object.notify(&mut args)) };
         self.finish(status, notice.method())
     }
 
@@ -703,19 +799,29 @@ impl ConnectorInstance {
             batch,
             next_pull: &mut self.next_pull,
         };
+        let writer = EventWriter {
+            ctx: (&raw mut target).cast(),
+            push: push_event,
+            end_stream,
+        };
+        self.host.quiet_for.store(u64::MAX, Ordering::Relaxed);
+        let object = match &mut self.backend {
+            Backend::Library(object) => object,
+            Backend::Builtin(native) => {
+                // SAFETY: `writer`'s functions are this module's, and its `ctx` is `target`,
+                // which lives (exclusively borrowed) until after the call.
+                let result = unsafe { native.pull(&writer, max_events) };
+                return result.map_err(|fault| self.fault(fault, "pull"));
+            }
+        };
         let mut args = PullArgs {
             error: self.errors.sink(),
-            writer: EventWriter {
-                ctx: (&raw mut target).cast(),
-                push: push_event,
-                end_stream,
-            },
+            writer,
             max_events,
             hint: PullHint::EMPTY,
         };
-        self.host.quiet_for.store(u64::MAX, Ordering::Relaxed);
         // SAFETY: see `call_plugin`.
-        let status = unsafe { call_plugin(|| self.object.pull(&mut args)) };
+        let status = unsafe { call_plugin(|| object.pull(&mut args)) };
         self.finish(status, "pull")?;
         match args.hint {
             PullHint::READY => Ok(PullStatus::Ready),
@@ -746,13 +852,20 @@ impl ConnectorInstance {
     /// See [`CallError`].
     pub fn feedback(&mut self, items: &[Feedback]) -> Result<(), CallError> {
         self.enter("source_feedback")?;
+        let object = match &mut self.backend {
+            Backend::Library(object) => object,
+            Backend::Builtin(native) => {
+                let result = native.feedback(items);
+                return result.map_err(|fault| self.fault(fault, "source_feedback"));
+            }
+        };
         let mut args = FeedbackArgs {
             error: self.errors.sink(),
             items: items.as_ptr(),
             len: items.len(),
         };
         // SAFETY: see `call_plugin`.
-        let status = unsafe { call_plugin(|| self.object.source_feedback(&mut args)) };
+        let status = unsafe { call_plugin(|| object.source_feedback(&mut args)) };
         self.finish(status, "source_feedback")
     }
 
@@ -764,17 +877,42 @@ impl ConnectorInstance {
         self.enter("sink_batch")?;
         self.sink_codes.clear();
         self.sink_codes.resize(events.len(), ReplyCode::AUTO);
+        let object = match &mut self.backend {
+            Backend::Library(object) => object,
+            Backend::Builtin(native) => {
+                let mut outcome = weir_sdk::builtin::SinkOutcome::default();
+                // SAFETY: `SinkEvent` is `repr(transparent)` over `RawEventView`, and each
+                // borrows bytes that outlive this call (its lifetime).
+                let result = unsafe {
+                    native.sink_batch(
+                        SinkEvent::as_views(events),
+                        &mut self.sink_codes,
+                        &mut outcome,
+                    )
+                };
+                if let Err(fault) = result {
+                    return Err(self.fault(fault, "sink_batch"));
+                }
+                let processed = outcome.processed.min(events.len());
+                return Ok(SinkOutcome {
+                    codes: &self.sink_codes[..processed],
+                    len: events.len(),
+                    circuit: outcome.circuit,
+                    errors: outcome.errors,
+                });
+            }
+        };
         let mut args = SinkArgs {
             error: self.errors.sink(),
             // `SinkEvent` is `repr(transparent)` over `RawEventView`: the batch crosses as is.
-            events: events.as_ptr().cast::<RawEventView>(),
+            events: SinkEvent::as_views(events).as_ptr(),
             len: events.len(),
             replies: self.sink_codes.as_mut_ptr(),
             processed: 0,
             circuit: CircuitChange::NONE,
         };
         // SAFETY: see `call_plugin`.
-        let status = unsafe { call_plugin(|| self.object.sink_batch(&mut args)) };
+        let status = unsafe { call_plugin(|| object.sink_batch(&mut args)) };
         self.finish(status, "sink_batch")?;
         let circuit = match args.circuit {
             CircuitChange::NONE => None,
@@ -809,12 +947,20 @@ impl ConnectorInstance {
             return Ok(());
         }
         self.errors.reports.clear();
-        let mut args = CloseArgs {
-            error: self.errors.sink(),
+        let result = match &mut self.backend {
+            Backend::Library(object) => {
+                let mut args = CloseArgs {
+                    error: self.errors.sink(),
+                };
+                // SAFETY: see `call_plugin`.
+                let status = unsafe { call_plugin(|| object.close(&mut args)) };
+                self.finish(status, "drop")
+            }
+            Backend::Builtin(native) => {
+                let result = native.close();
+                result.map_err(|fault| self.fault(fault, "drop"))
+            }
         };
-        // SAFETY: see `call_plugin`.
-        let status = unsafe { call_plugin(|| self.object.close(&mut args)) };
-        let result = self.finish(status, "drop");
         self.state = State::Closed;
         result
     }
@@ -825,10 +971,13 @@ impl Drop for ConnectorInstance {
         if let Err(error) = self.close() {
             tracing::warn!(%error, "connector failed to close cleanly");
         }
-        // SAFETY: `object` is dropped exactly once, here, through the plugin's own `drop`
-        // (the plugin frees what it allocated); the library is still loaded (`self.plugin`
-        // is dropped after this) and `host`, which the plugin may reference, too.
-        unsafe { ManuallyDrop::drop(&mut self.object) };
+        if let Backend::Library(object) = &mut self.backend {
+            // SAFETY: `object` is dropped exactly once, here, through the plugin's own `drop`
+            // (the plugin frees what it allocated); the library is still loaded
+            // (`self.plugin` is dropped after this) and `host`, which the plugin may
+            // reference, too.
+            unsafe { ManuallyDrop::drop(object) };
+        }
     }
 }
 

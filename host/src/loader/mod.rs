@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use weir_sdk::abi::{
     AbiSlice, CONNECTOR_ABI, CONNECTOR_VTABLE_LEN, Capabilities, ConnectorPluginDecl,
-    ConnectorVtable, ErrorKind, ErrorReport, ErrorSink, MAGIC, METADATA_SYMBOL, MetadataFn,
-    PanicStrategy, PluginHeader, PluginKind, TARGET, layout_fingerprint_for,
+    ConnectorVtable, ErrorKind, ErrorReport, ErrorSink, MAGIC, MetadataFn, PanicStrategy,
+    PluginHeader, PluginKind, TARGET, layout_fingerprint_for,
 };
 
 use crate::error::LoadError;
@@ -68,8 +68,38 @@ impl PluginInfo {
 /// any clone or any instance created from it is alive.
 #[derive(Clone)]
 pub struct Plugin {
-    inner: Arc<LoadedLibrary>,
+    inner: Arc<Origin>,
 }
+
+/// Where a plugin's connector code lives.
+enum Origin {
+    /// A validated library file.
+    Library(LoadedLibrary),
+    /// A connector type linked into this binary, called through its Rust trait.
+    Builtin {
+        info: PluginInfo,
+        builtin: weir_sdk::builtin::Builtin,
+    },
+}
+
+impl Origin {
+    fn info(&self) -> &PluginInfo {
+        match self {
+            Self::Library(library) => &library.info,
+            Self::Builtin { info, .. } => info,
+        }
+    }
+
+    fn info_mut(&mut self) -> &mut PluginInfo {
+        match self {
+            Self::Library(library) => &mut library.info,
+            Self::Builtin { info, .. } => info,
+        }
+    }
+}
+
+/// What [`PluginInfo::path`] says of a built-in, which has no file.
+pub const BUILTIN_PATH: &str = "(built in)";
 
 /// The library and the validated pointers into it.
 ///
@@ -112,7 +142,7 @@ unsafe impl Sync for LoadedLibrary {}
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin")
-            .field("info", &self.inner.info)
+            .field("info", self.inner.info())
             .finish_non_exhaustive()
     }
 }
@@ -160,7 +190,7 @@ impl Plugin {
                 message: e.to_string(),
             })?
         };
-        let inner = validate(file, library, symbol.address)?;
+        let inner = validate(file, library, &symbol)?;
         tracing::debug!(
             file = %file.display(),
             plugin = %inner.info.name,
@@ -168,8 +198,34 @@ impl Plugin {
             "plugin loaded"
         );
         Ok(Plugin {
-            inner: Arc::new(inner),
+            inner: Arc::new(Origin::Library(inner)),
         })
+    }
+
+    /// A built-in: connector type `builtin` linked into this binary, called through its
+    /// Rust trait instead of the C ABI (`weir_sdk::builtin`). It behaves as a plugin of the
+    /// same name and version in every other way; [`PluginInfo::path`] is
+    /// [`BUILTIN_PATH`].
+    pub fn builtin(builtin: weir_sdk::builtin::Builtin) -> Plugin {
+        let capabilities = builtin.capabilities();
+        let info = PluginInfo {
+            path: PathBuf::from(BUILTIN_PATH),
+            name: builtin.name().to_owned(),
+            version: builtin.version().to_owned(),
+            abi: CONNECTOR_ABI,
+            sdk_version: weir_sdk::builtin::SDK_VERSION.to_owned(),
+            target: TARGET.to_owned(),
+            is_source: capabilities.contains(Capabilities::SOURCE),
+            is_sink: capabilities.contains(Capabilities::SINK),
+        };
+        Plugin {
+            inner: Arc::new(Origin::Builtin { info, builtin }),
+        }
+    }
+
+    /// Whether this is a built-in ([`builtin`](Self::builtin)) rather than a library file.
+    pub fn is_builtin(&self) -> bool {
+        matches!(*self.inner, Origin::Builtin { .. })
     }
 
     /// Loads a plugin from a private copy of `path` in `images` (a directory only this
@@ -201,24 +257,26 @@ impl Plugin {
         })?;
         Arc::get_mut(&mut plugin.inner)
             .expect("just loaded: the only handle")
-            .info
+            .info_mut()
             .path = path.to_owned();
         Ok(plugin)
     }
 
     /// Marks the image as having run connector code: it will never be unloaded.
     pub(crate) fn retain_image(&self) {
-        self.inner.ran.store(true, Ordering::Relaxed);
+        if let Origin::Library(library) = &*self.inner {
+            library.ran.store(true, Ordering::Relaxed);
+        }
     }
 
     /// What the plugin says about itself.
     pub fn info(&self) -> &PluginInfo {
-        &self.inner.info
+        self.inner.info()
     }
 
     /// The plugin's name.
     pub fn name(&self) -> &str {
-        &self.inner.info.name
+        &self.inner.info().name
     }
 }
 
@@ -226,12 +284,13 @@ impl Plugin {
 fn validate(
     file: &Path,
     library: libloading::os::unix::Library,
-    symbol_address: u64,
+    symbol: &elf::MetadataSymbol,
 ) -> Result<LoadedLibrary, LoadError> {
     let path = || file.to_owned();
+    let symbol_address = symbol.address;
     // SAFETY: the ELF symbol table says the symbol is a function, and the sdk defines it
-    // with the `MetadataFn` signature (frozen across all ABI versions).
-    let metadata: MetadataFn = unsafe { library.get::<MetadataFn>(METADATA_SYMBOL.as_bytes()) }
+    // with the `MetadataFn` signature (frozen across all ABI versions, whatever its name).
+    let metadata: MetadataFn = unsafe { library.get::<MetadataFn>(symbol.name.as_bytes()) }
         .map(|symbol| *symbol)
         .map_err(|e| LoadError::Dlopen {
             file: path(),
@@ -242,7 +301,7 @@ fn validate(
         .filter(|image| image.bias as u64 + symbol_address == metadata_address as u64)
         .ok_or_else(|| LoadError::PointerOutsideImage {
             file: path(),
-            what: format!("`{METADATA_SYMBOL}`"),
+            what: format!("`{}`", symbol.name),
             address: metadata_address,
             len: 1,
             segment: Access::Execute.name(),

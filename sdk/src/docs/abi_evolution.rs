@@ -41,6 +41,11 @@
 //!   `waker_wake`, `waker_drop` ([`Waker`](crate::Waker)) and `pull_after`
 //!   ([`ConnectorContext::pull_after`](crate::ConnectorContext::pull_after)), so that an idle
 //!   source is not polled. A 1.0 plugin takes no waker and is polled as before.
+//! - **1.2**: the metadata function is exported as `weir_plugin_metadata__<crate>__<version>__<type>`
+//!   ([`METADATA_SYMBOL_PREFIX`](crate::abi::METADATA_SYMBOL_PREFIX)) instead of the bare
+//!   [`METADATA_SYMBOL`](crate::abi::METADATA_SYMBOL), so that connector crates can be linked
+//!   into one binary as built-ins ([`builtin`](crate::builtin)) without a clash; no type
+//!   changed. Hosts find either name, and refuse a library that exports more than one.
 //!
 //! ## What needs a major version
 //!
@@ -70,7 +75,7 @@
 //! - Bump `CONNECTOR_ABI.minor`.
 //! - Keep a plugin built against the previous minor as a test fixture, and test that it
 //!   still loads and runs on the new host: the test-only sdk feature `__abi-1-0-for-tests`
-//!   builds the sdk as 1.0 (the 1.1 fields left out), and `tests/fixtures/abi10`, a plugin
+//!   builds the sdk as 1.0 (the 1.1 fields and the 1.2 symbol name left out), and `tests/fixtures/abi10`, a plugin
 //!   built with it, runs on today's host (`host/tests/run.rs`). The other way round, the
 //!   test-only feature `__abi-next-for-tests` simulates the next minor (a field appended to
 //!   `HostApi`), and `tests/fixtures/abinext-host`, a host built with it, proves that the

@@ -6,7 +6,8 @@
 //! file (`weir_host::LoadError`):
 //!
 //! 1. The path is a regular file of sane size, an ELF shared object for the host's machine.
-//! 2. Its dynamic symbol table exports [`METADATA_SYMBOL`](crate::abi::METADATA_SYMBOL) **as a
+//! 2. Its dynamic symbol table exports exactly one metadata function: [`METADATA_SYMBOL`](crate::abi::METADATA_SYMBOL)
+//!    (ABI 1.0 and 1.1) or that name with a suffix of the plugin's own (1.2 on), **as a
 //!    function**. This is read from the file before `dlopen`, so a library that is not a Weir
 //!    plugin never runs its constructors in the host.
 //! 3. `dlopen` (serialized).

@@ -1,6 +1,7 @@
 //! `weir`: the command-line host for Weir connector plugins.
 
 mod admin;
+mod builtins;
 mod plugins;
 mod run;
 mod table;
@@ -43,6 +44,11 @@ struct Cli {
     /// $XDG_RUNTIME_DIR/weir/admin.sock, or weir-UID/admin.sock in the temporary directory.
     #[arg(long, value_name = "PATH", global = true)]
     admin_socket: Option<PathBuf>,
+
+    /// Use plugin files only: ignore the connectors compiled into this weir (a build with
+    /// the `builtins` feature links the bundled ones in; see `weir plugins list`).
+    #[arg(long, global = true)]
+    no_builtins: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -220,6 +226,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if !cli.no_builtins {
+        weir_host::discovery::register_builtins(builtins::bundled());
+    }
     let finder = Finder {
         plugin_dirs: cli.plugin_dirs,
         depth: usize::from(cli.plugin_depth),
