@@ -241,6 +241,19 @@ impl Settings {
             let alone = temp_dir("bench-builtins");
             let copy = alone.join("weir");
             std::fs::copy(&weir, &copy).expect("copying weir");
+            // What this weir finds: built-ins only, or the `/bi` rows would measure plugins.
+            let listed = Command::new(&copy)
+                .args(["plugins", "list", "--json"])
+                .env_remove("WEIR_PLUGIN_PATH")
+                .output()
+                .expect("running weir plugins list");
+            let listed: serde_json::Value =
+                serde_json::from_slice(&listed.stdout).expect("weir plugins list --json");
+            let files = listed["files"].as_array().expect("a list of files");
+            assert!(
+                files.iter().all(|f| f["builtin"] == true) && !files.is_empty(),
+                "the built-ins' weir found plugin files: {listed}"
+            );
             Host::Builtins { weir: copy }
         });
         Self {

@@ -7,6 +7,10 @@
 //!   trap, replies). `/64`: the same with batches of 64, in-process through one `dyn` call
 //!   per batch (the loop monomorphized behind it) versus one `sink_batch` call per batch.
 //! - `source/pull64`: a plugin source filling a host batch with 64 events per call.
+//! - `builtin/*` rows: the same connector as a built-in (`Plugin::builtin`): the host's
+//!   whole path (`ConnectorInstance`, replies, panic trap, pushes into the host batch) with
+//!   direct Rust calls instead of the C ABI, so that the difference to `plugin/*` is the
+//!   ABI's cost and the difference to `in_process_dyn*` the host path's.
 //! - `load/*`: `Plugin::load` of the release-built plugin: every check of the loader, with
 //!   the library already mapped (a second handle) and from scratch (dlopen + dlclose).
 //!
@@ -15,7 +19,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use weir_host::{EventBatch, EventId, Plugin, SinkEvent};
+use weir_host::{Builtin, EventBatch, EventId, Plugin, SinkEvent};
 use weir_sdk::{Connector, ConnectorContext, Event, SinkContext, SinkReply};
 
 #[expect(
@@ -77,6 +81,9 @@ fn sink_calls(c: &mut Criterion) {
     let path = weir_tests::release_fixture_plugin("bench");
     let plugin = Plugin::load(&path).expect("bench plugin loads");
     let mut instance = plugin.instantiate("bench", &serde_json::json!({})).unwrap();
+    let mut builtin = Plugin::builtin(Builtin::of::<BenchConnector>())
+        .instantiate("bench", &serde_json::json!({}))
+        .unwrap();
 
     let ctx = ConnectorContext::detached("bench");
     let mut boxed: Box<dyn DynSink> =
@@ -114,6 +121,16 @@ fn sink_calls(c: &mut Criterion) {
             )
         })
     });
+    group.bench_function("builtin/1", |b| {
+        b.iter(|| {
+            black_box(
+                builtin
+                    .sink_batch(black_box(&sink_events[..1]))
+                    .unwrap()
+                    .reply(0),
+            )
+        })
+    });
     group.throughput(Throughput::Elements(64));
     let mut batch_sink: Box<dyn DynBatchSink> =
         Box::new(BenchConnector::new(weir_sdk::NoConfig {}, &ctx).unwrap());
@@ -133,6 +150,12 @@ fn sink_calls(c: &mut Criterion) {
             black_box(outcome.replies().filter(|r| *r == SinkReply::Ack).count())
         })
     });
+    group.bench_function("builtin/64", |b| {
+        b.iter(|| {
+            let outcome = builtin.sink_batch(black_box(&sink_events)).unwrap();
+            black_box(outcome.replies().filter(|r| *r == SinkReply::Ack).count())
+        })
+    });
     group.finish();
 
     let mut group = c.benchmark_group("source");
@@ -142,6 +165,13 @@ fn sink_calls(c: &mut Criterion) {
         b.iter(|| {
             batch.clear();
             black_box(instance.pull(&mut batch, 64).unwrap());
+            black_box(batch.len())
+        })
+    });
+    group.bench_function("builtin/pull64", |b| {
+        b.iter(|| {
+            batch.clear();
+            black_box(builtin.pull(&mut batch, 64).unwrap());
             black_box(batch.len())
         })
     });

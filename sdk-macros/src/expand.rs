@@ -55,7 +55,7 @@ fn generate(connector: &ConnectorImpl<'_>, options: &PluginOptions) -> TokenStre
         (true, false) => quote!(#krate::abi::Capabilities::SOURCE),
         _ => quote!(#krate::abi::Capabilities::SINK),
     };
-    let symbol = metadata_symbol(self_ty);
+    let symbol = metadata_symbol(item, self_ty);
     quote! {
         #item
 
@@ -68,26 +68,6 @@ fn generate(connector: &ConnectorImpl<'_>, options: &PluginOptions) -> TokenStre
             #krate::__private::export_connector!(#self_ty, #symbol);
         };
     }
-}
-
-/// The name the metadata function is exported under: `weir_plugin_metadata__` and the
-/// crate's name, its version and the type, so that several connector crates (or several
-/// connector types of one crate) can be linked into one binary as built-ins. Cargo sets
-/// the crate's name and version for the compiler, which runs this macro.
-fn metadata_symbol(self_ty: &syn::Type) -> String {
-    let var = |name| std::env::var(name).unwrap_or_default();
-    let ty = quote!(#self_ty).to_string();
-    let parts = [var("CARGO_CRATE_NAME"), var("CARGO_PKG_VERSION"), ty];
-    let suffix: Vec<String> = parts
-        .iter()
-        .map(|part| {
-            part.chars()
-                .filter(|c| !c.is_whitespace())
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect()
-        })
-        .collect();
-    format!("weir_plugin_metadata__{}", suffix.join("__"))
 }
 
 /// The errors, plus the user's tokens, so that follow-on errors do not cascade and IDEs
@@ -121,4 +101,37 @@ fn strip_invalid(item: &ItemImpl) -> Option<ItemImpl> {
         }
     }
     Some(item)
+}
+
+/// The name the metadata function is exported under: `weir_plugin_metadata__` and the
+/// crate's name, its version, the type and a hash of the impl, so that several connector
+/// crates (or several connector types of one crate, even of one name in two modules) can be
+/// linked into one binary as built-ins. Cargo sets the crate's name and version for the
+/// compiler, which runs this macro; without them, the type and the hash still tell impls
+/// apart.
+fn metadata_symbol(item: &ItemImpl, self_ty: &syn::Type) -> String {
+    let var = |name| std::env::var(name).unwrap_or_default();
+    let ty = quote!(#self_ty).to_string();
+    let parts = [var("CARGO_CRATE_NAME"), var("CARGO_PKG_VERSION"), ty];
+    let suffix: Vec<String> = parts
+        .iter()
+        .map(|part| {
+            part.chars()
+                .filter(|c| !c.is_whitespace())
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect()
+        })
+        .collect();
+    // FNV-1a of the impl's tokens: stable for the same source, different for another impl.
+    let hash = quote!(#item)
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!(
+        "weir_plugin_metadata__{}__{:08x}",
+        suffix.join("__"),
+        hash >> 32
+    )
 }

@@ -29,7 +29,7 @@ pub const MAGIC: [u8; 8] = *b"WEIRPLUG";
 /// Name of the function a plugin exports; its type is [`MetadataFn`].
 ///
 /// Plugins of ABI 1.0 and 1.1 export exactly this name. From 1.2 on, a plugin exports it
-/// with a suffix of its own, [`METADATA_SYMBOL`]`__<crate>__<version>__<type>`
+/// with a suffix of its own, [`METADATA_SYMBOL`]`__<crate>__<version>__<type>__<hash>`
 /// ([`METADATA_SYMBOL_PREFIX`]), so that several connector crates can be linked into one
 /// binary (as built-ins, see [`builtin`](crate::builtin)) without their symbols clashing,
 /// as Python extensions export `PyInit_<module>`. A host takes either form and refuses a

@@ -15,16 +15,16 @@
 
 use std::fmt;
 
-use crate::__private::{catch_for, error_kind, parse_config};
+use crate::__private::error_kind;
 use crate::abi::{Capabilities, EventWriter, Feedback, HostApi, Notice, RawEventView, ReplyCode};
-use crate::connector::{Circuit, Connector, ConnectorContext, PullStatus, SourceBatch};
-use crate::dispatch::{self, Delivered};
+use crate::connector::{Circuit, Connector, ConnectorContext, PullStatus};
 
 /// The version of this sdk (what a plugin built with it reports as its sdk version).
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What `#[connector_plugin]` knows about a connector type at compile time. Implemented by
-/// the macro; not meant to be implemented by hand.
+/// the macro (its constants are what the plugin's metadata says); implementing it by hand
+/// makes a type a built-in without the C ABI export, which is not supported.
 pub trait ConnectorPlugin: Connector {
     /// The plugin's name.
     const NAME: &'static str;
@@ -54,7 +54,7 @@ impl Builtin {
             name: T::NAME,
             version: T::VERSION,
             capabilities: T::CAPABILITIES,
-            create: create::<T>,
+            create: crate::__private::native::create::<T>,
         }
     }
 
@@ -106,33 +106,14 @@ impl fmt::Debug for Builtin {
     }
 }
 
-fn create<T: ConnectorPlugin>(
-    config: &[u8],
-    ctx: ConnectorContext,
-) -> Result<Box<dyn NativeConnector>, Fault> {
-    let created = catch_for(None, || {
-        let config = parse_config::<T::Config>(config).map_err(|(_, message, field_path)| {
-            Fault::Config {
-                message,
-                field_path,
-            }
-        })?;
-        T::new(config, &ctx).map_err(|e| Fault::failed(&e))
-    });
-    let state = match created {
-        Ok(Ok(state)) => state,
-        Ok(Err(fault)) => return Err(fault),
-        Err((message, location)) => return Err(Fault::Panicked { message, location }),
-    };
-    Ok(Box::new(Native::<T> {
-        state: Some(state),
-        ctx,
-        poisoned: false,
-    }))
+pub(crate) mod sealed {
+    /// Keeps [`NativeConnector`](super::NativeConnector) implemented by the sdk only.
+    pub trait Sealed {}
 }
 
 /// Why a call into a built-in did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Fault {
     /// The config does not fit the connector's config type.
     Config {
@@ -166,7 +147,7 @@ pub enum Fault {
 }
 
 impl Fault {
-    fn failed(error: &crate::Error) -> Self {
+    pub(crate) fn failed(error: &crate::Error) -> Self {
         Self::Failed {
             message: error.message().to_owned(),
             permanent: error_kind(error) == crate::abi::ErrorKind::PERMANENT,
@@ -176,6 +157,7 @@ impl Fault {
 
 /// What a sink batch changed besides the replies.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SinkOutcome {
     /// How many events went through `on_event`, from the first (the others were not offered).
     pub processed: usize,
@@ -187,7 +169,8 @@ pub struct SinkOutcome {
 
 /// One instance of a built-in, as the host calls it. Each method is the connector
 /// method(s) of the same request through the C ABI, called directly, with panics caught.
-pub trait NativeConnector: Send {
+/// Sealed: the sdk implements it for every [`ConnectorPlugin`] type ([`Builtin::create`]).
+pub trait NativeConnector: sealed::Sealed + Send {
     /// Connects; `Ok(false)` means "retry later".
     ///
     /// # Errors
@@ -236,114 +219,4 @@ pub trait NativeConnector: Send {
     /// # Errors
     /// [`Fault::Panicked`] if its `Drop` panicked.
     fn close(&mut self) -> Result<(), Fault>;
-}
-
-/// A built-in instance: the connector's state and its context.
-struct Native<T> {
-    state: Option<T>,
-    ctx: ConnectorContext,
-    poisoned: bool,
-}
-
-impl<T: ConnectorPlugin> Native<T> {
-    /// Runs `f` on the state under the panic trap; a panic poisons the instance.
-    #[inline]
-    fn call<R>(
-        &mut self,
-        f: impl FnOnce(&mut T, &ConnectorContext) -> crate::Result<R>,
-    ) -> Result<R, Fault> {
-        if self.poisoned {
-            return Err(Fault::Poisoned);
-        }
-        let Some(state) = self.state.as_mut() else {
-            return Err(Fault::Closed);
-        };
-        let ctx = &self.ctx;
-        match catch_for(None, || f(state, ctx)) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(Fault::failed(&error)),
-            Err((message, location)) => {
-                self.poisoned = true;
-                Err(Fault::Panicked { message, location })
-            }
-        }
-    }
-
-    fn require(side: Capabilities) -> Result<(), Fault> {
-        if T::CAPABILITIES.contains(side) {
-            Ok(())
-        } else {
-            Err(Fault::Unsupported)
-        }
-    }
-}
-
-impl<T: ConnectorPlugin> NativeConnector for Native<T> {
-    fn connect(&mut self, attempt: u32) -> Result<bool, Fault> {
-        self.call(|state, ctx| state.connect(ctx, attempt))
-    }
-
-    fn notify(&mut self, notice: Notice) -> Result<(), Fault> {
-        self.call(|state, ctx| dispatch::notify(state, ctx, notice))
-    }
-
-    unsafe fn pull(&mut self, writer: &EventWriter, max_events: u32) -> Result<PullStatus, Fault> {
-        Self::require(Capabilities::SOURCE)?;
-        self.call(|state, ctx| {
-            // The caller keeps `writer` valid for the call (this function's contract).
-            dispatch::pull(
-                state,
-                ctx,
-                &mut SourceBatch::new(writer, max_events as usize),
-            )
-        })
-    }
-
-    fn feedback(&mut self, items: &[Feedback]) -> Result<(), Fault> {
-        Self::require(Capabilities::SOURCE)?;
-        self.call(|state, ctx| dispatch::feedback(state, ctx, items))
-    }
-
-    unsafe fn sink_batch(
-        &mut self,
-        events: &[RawEventView],
-        replies: &mut [ReplyCode],
-        outcome: &mut SinkOutcome,
-    ) -> Result<(), Fault> {
-        Self::require(Capabilities::SINK)?;
-        let replies = &mut replies[..events.len()];
-        let mut delivered = Delivered::default();
-        let errors = &mut outcome.errors;
-        let result = self.call(|state, ctx| {
-            // SAFETY: the caller keeps the event bytes alive for the whole call (this
-            // function's contract).
-            unsafe {
-                dispatch::sink_batch(state, ctx, events, replies, &mut delivered, |message| {
-                    errors.push(message.to_owned())
-                })
-            }
-        });
-        outcome.processed = delivered.processed;
-        outcome.circuit = delivered.circuit;
-        result
-    }
-
-    fn close(&mut self) -> Result<(), Fault> {
-        let Some(state) = self.state.take() else {
-            return Ok(());
-        };
-        catch_for(None, move || drop(state)).map_err(|(message, location)| {
-            self.poisoned = true;
-            Fault::Panicked { message, location }
-        })
-    }
-}
-
-impl<T> Drop for Native<T> {
-    fn drop(&mut self) {
-        // The host calls `close` first and gets any panic reported; this is the fallback.
-        if let Some(state) = self.state.take() {
-            let _ = catch_for(None, move || drop(state));
-        }
-    }
 }

@@ -47,7 +47,6 @@
 //! - [`builtin`]: linking connector crates into a host binary, called through the Rust trait.
 
 mod connector;
-mod dispatch;
 mod error;
 mod log;
 mod waker;

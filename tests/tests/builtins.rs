@@ -9,58 +9,18 @@ use weir_host::config::PipelineSpec;
 use weir_host::discovery::{PluginPath, PluginRepository, register_builtins};
 use weir_host::pipeline::Pipeline;
 use weir_host::runtime::{self, RunReport, RuntimeOptions};
-use weir_host::{Builtin, CallError, Notice, Plugin, Sides, SinkEvent, SinkReply};
-use weir_sdk::{
-    Connector, ConnectorContext, Error, Event, PullStatus, Result, SinkContext, SourceBatch,
-    connector_plugin,
-};
-use weir_tests::{example_plugin, temp_dir, toml_path};
+use weir_host::{Builtin, CallError, Notice, Plugin, Sides, SinkEvent};
+use weir_sdk::{Connector, ConnectorContext, PullStatus, Result, SourceBatch, connector_plugin};
+use weir_tests::{example_plugin, fixture_plugin, temp_dir, toml_path};
 
-/// A connector that misbehaves on demand: a sink that panics on the event `panic_on`,
-/// fails for good on `stop_on`, and fails (transiently) every event `fail_on`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FaultyConfig {
-    #[serde(default)]
-    panic_on: Option<String>,
-    #[serde(default)]
-    stop_on: Option<String>,
-    #[serde(default)]
-    fail_on: Option<String>,
-    #[serde(default)]
-    panic_in_new: bool,
+#[expect(
+    unreachable_pub,
+    reason = "the shared file is also a plugin crate's public API"
+)]
+mod faulty {
+    include!("support/faulty.rs");
 }
-
-struct Faulty {
-    config: FaultyConfig,
-}
-
-#[connector_plugin(name = "faulty", version = "0.3.0")]
-impl Connector for Faulty {
-    type Config = FaultyConfig;
-
-    fn new(config: FaultyConfig, _ctx: &ConnectorContext) -> Result<Self> {
-        assert!(!config.panic_in_new, "asked to panic in new");
-        Ok(Self { config })
-    }
-
-    fn on_event(&mut self, _ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
-        let is = |what: &Option<String>| what.as_deref().map(str::as_bytes) == Some(event.bytes);
-        if is(&self.config.panic_on) {
-            panic!(
-                "faulty: asked to panic on {:?}",
-                String::from_utf8_lossy(event.bytes)
-            );
-        }
-        if is(&self.config.stop_on) {
-            return Err(Error::permanent("faulty: asked to stop"));
-        }
-        if is(&self.config.fail_on) {
-            return Err(Error::new("faulty: asked to fail this one"));
-        }
-        Ok(SinkReply::Ack)
-    }
-}
+use faulty::Faulty;
 
 /// A source of the numbers 0 to `count - 1`, as built-in only: any connector type can be
 /// one, not only the bundled crates.
@@ -101,12 +61,13 @@ impl Connector for Count {
 fn register() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        register_builtins([
+        let registered = register_builtins([
             Builtin::of::<file::FileConnector>(),
             Builtin::of::<blackhole::Blackhole>(),
             Builtin::of::<Faulty>(),
             Builtin::of::<Count>(),
         ]);
+        registered.expect("a test build unwinds on panic");
     });
 }
 
@@ -262,95 +223,134 @@ fn a_connector_type_of_the_host_runs_as_a_builtin_and_its_faults_are_contained()
     assert_eq!(lines.lines().count(), 10, "{lines}");
 }
 
-#[test]
-fn calls_into_a_builtin_fail_as_calls_into_a_plugin_do() {
-    let faulty = Plugin::builtin(Builtin::of::<Faulty>());
-    assert!(faulty.is_builtin());
-    assert_eq!(
-        (faulty.name(), faulty.info().version.as_str()),
-        ("faulty", "0.3.0")
-    );
-    assert_eq!(faulty.info().path, Path::new(weir_host::BUILTIN_PATH));
-    assert!(faulty.info().is_sink && !faulty.info().is_source);
-
-    // A config error names the field.
-    let error = faulty
-        .instantiate("f", &serde_json::json!({ "panic_on": 5 }))
-        .unwrap_err();
-    let CallError::Config { field_path, .. } = &error else {
-        panic!("expected a config error, got {error:?}")
+/// Every call of a misbehaving script, with what it returned; panic locations cut to the
+/// file name (the plugin's and the built-in's copies of the file have different paths).
+fn misbehave(plugin: &Plugin) -> Vec<(&'static str, String)> {
+    let mut seen = Vec::new();
+    let mut note = |what: &'static str, result: String| seen.push((what, result));
+    let shown = |error: CallError| match error {
+        CallError::Panicked {
+            connector,
+            plugin,
+            method,
+            message,
+            location,
+        } => format!(
+            "{:?}",
+            CallError::Panicked {
+                connector,
+                plugin,
+                method,
+                message,
+                location: location.rsplit('/').next().unwrap_or_default().to_owned(),
+            }
+        ),
+        other => format!("{other:?}"),
     };
-    assert_eq!(field_path.to_string(), "panic_on");
-
-    // A panic in the constructor is reported with its location.
-    let error = faulty
-        .instantiate("f", &serde_json::json!({ "panic_in_new": true }))
-        .unwrap_err();
-    let CallError::Panicked {
-        method,
-        message,
-        location,
-        ..
-    } = &error
-    else {
-        panic!("expected a panic, got {error:?}")
-    };
-    assert_eq!(
-        (*method, message.as_str()),
-        ("new", "asked to panic in new")
-    );
-    assert!(location.contains("builtins.rs"), "{location}");
-
+    for config in [
+        serde_json::json!({ "panic_on": 5 }),
+        serde_json::json!({ "surprise": true }),
+        serde_json::json!({ "panic_in_new": true }),
+    ] {
+        let error = plugin.instantiate("f", &config).unwrap_err();
+        note("new", shown(error));
+    }
     let config = serde_json::json!({ "panic_on": "boom", "fail_on": "bad", "stop_on": "stop" });
-    let mut instance = faulty
-        .instantiate_bound(
-            "f",
-            &config,
-            Sides {
-                source: false,
-                sink: true,
-            },
-        )
-        .unwrap();
+    let sink = Sides {
+        source: false,
+        sink: true,
+    };
+    let mut instance = plugin.instantiate_bound("f", &config, sink).unwrap();
     instance.connect(0).unwrap();
     instance.notify(Notice::Start).unwrap();
-    // Pulling from a sink is refused as for a plugin.
     let mut batch = weir_host::EventBatch::new();
-    assert!(matches!(
-        instance.pull(&mut batch, 8),
-        Err(CallError::Unsupported { side: "source", .. })
-    ));
+    note("pull", shown(instance.pull(&mut batch, 8).unwrap_err()));
     let event = |bytes: &'static [u8], pull| {
         SinkEvent::new(bytes, weir_host::EventId { stream: 0, pull }, 0, b"")
     };
-    // A transient error fails that event only, and is reported.
     let outcome = instance
         .sink_batch(&[event(b"ok", 0), event(b"bad", 1), event(b"ok", 2)])
         .unwrap();
-    let replies: Vec<_> = outcome.replies().collect();
-    assert_eq!(replies, [SinkReply::Ack, SinkReply::Fail, SinkReply::Ack]);
-    assert_eq!(outcome.errors, ["faulty: asked to fail this one"]);
-    // A permanent error ends the call.
-    let error = instance.sink_batch(&[event(b"stop", 3)]).unwrap_err();
-    assert!(
-        matches!(&error, CallError::Permanent { message, .. } if message == "faulty: asked to stop"),
-        "{error:?}"
+    note(
+        "sink_batch",
+        format!(
+            "{:?} {:?}",
+            outcome.replies().collect::<Vec<_>>(),
+            outcome.errors
+        ),
     );
-    assert!(!instance.is_poisoned());
-    // A panic poisons the instance: it is not called again.
-    let error = instance.sink_batch(&[event(b"boom", 4)]).unwrap_err();
-    let CallError::Panicked {
-        method, location, ..
-    } = &error
-    else {
-        panic!("expected a panic, got {error:?}")
+    let stop = instance.sink_batch(&[event(b"bad", 3), event(b"stop", 4)]);
+    note("sink_batch", shown(stop.unwrap_err()));
+    note("poisoned", instance.is_poisoned().to_string());
+    let boom = instance.sink_batch(&[event(b"boom", 5)]);
+    note("sink_batch", shown(boom.unwrap_err()));
+    note("poisoned", instance.is_poisoned().to_string());
+    let after = instance.sink_batch(&[event(b"ok", 6)]);
+    note("sink_batch", shown(after.unwrap_err()));
+    note("close", format!("{:?}", instance.close()));
+    seen
+}
+
+#[test]
+fn calls_into_a_builtin_fail_exactly_as_calls_into_its_plugin_do() {
+    let builtin = Plugin::builtin(Builtin::of::<Faulty>());
+    let plugin = Plugin::load(fixture_plugin("faulty")).unwrap();
+    assert!(builtin.is_builtin() && !plugin.is_builtin());
+    assert_eq!(builtin.info().path, Path::new(weir_host::BUILTIN_PATH));
+    for (field, a, b) in [
+        ("name", &builtin.info().name, &plugin.info().name),
+        ("version", &builtin.info().version, &plugin.info().version),
+    ] {
+        assert_eq!(a, b, "{field}");
+    }
+    assert_eq!(builtin.info().abi, plugin.info().abi);
+    assert_eq!(
+        (builtin.info().is_source, builtin.info().is_sink),
+        (false, true)
+    );
+    let (as_builtin, as_plugin) = (misbehave(&builtin), misbehave(&plugin));
+    assert_eq!(as_builtin, as_plugin);
+    // And what they did is what the script asked for.
+    let said = |what: &str| {
+        as_builtin
+            .iter()
+            .filter(|(w, _)| *w == what)
+            .map(|(_, r)| r.as_str())
+            .collect::<Vec<_>>()
     };
-    assert_eq!(*method, "sink_batch");
-    assert!(location.contains("builtins.rs"), "{location}");
-    assert!(instance.is_poisoned());
-    assert!(matches!(
-        instance.sink_batch(&[event(b"ok", 5)]),
-        Err(CallError::Poisoned { .. })
-    ));
-    instance.close().unwrap();
+    let new = said("new");
+    assert!(
+        new[0].starts_with("Config") && new[0].contains("panic_on"),
+        "{}",
+        new[0]
+    );
+    assert!(new[1].contains("unknown field `surprise`"), "{}", new[1]);
+    assert!(
+        new[2].starts_with("Panicked") && new[2].contains("faulty.rs:"),
+        "{}",
+        new[2]
+    );
+    assert!(
+        said("pull")[0].starts_with("Unsupported"),
+        "{:?}",
+        said("pull")
+    );
+    let sunk = said("sink_batch");
+    assert_eq!(
+        sunk[0],
+        r#"[Ack, Fail, Ack] ["faulty: asked to fail this one"]"#
+    );
+    assert!(
+        sunk[1].starts_with("Permanent")
+            && sunk[1].contains("faulty: asked to fail this one; faulty: asked to stop"),
+        "{}",
+        sunk[1]
+    );
+    assert!(
+        sunk[2].starts_with("Panicked") && sunk[2].contains("faulty.rs:"),
+        "{}",
+        sunk[2]
+    );
+    assert!(sunk[3].starts_with("Poisoned"), "{}", sunk[3]);
+    assert_eq!(said("poisoned"), ["false", "true"]);
 }

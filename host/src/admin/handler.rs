@@ -1,14 +1,14 @@
 //! What the admin socket's commands do, against the running pipeline and its plugins.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
 use super::protocol::{ErrorKind, Request, Response};
 use crate::config::PipelineSpec;
 use crate::discovery::{FileStatus, PluginPath, PluginRepository};
-use crate::loader::PluginInfo;
+use crate::loader::{Plugin, PluginInfo};
 use crate::pipeline::Pipeline;
 use crate::runtime::{Applied, ConnectorStatus, Controller, Upgraded};
 
@@ -68,6 +68,7 @@ fn stamps(repository: &PluginRepository) -> BTreeMap<PathBuf, (u64, std::time::S
     repository
         .files()
         .iter()
+        .filter(|f| !f.plugin.as_ref().is_some_and(Plugin::is_builtin))
         .filter_map(|f| Some((f.path.clone(), stamp(&f.path)?)))
         .collect()
 }
@@ -203,9 +204,13 @@ impl Admin {
             return;
         };
         let info = plugin.info();
+        // A connector runs another version, an older build of this file, or the built-in
+        // (which a file of the same name and version replaces).
         let differs = statuses.iter().any(|s| {
             s.plugin.name == info.name
-                && (s.plugin.version != info.version || s.plugin.path == info.path)
+                && (s.plugin.version != info.version
+                    || s.plugin.path == info.path
+                    || s.plugin.path == Path::new(crate::BUILTIN_PATH))
         });
         if differs {
             tracing::info!(file = %file.display(), plugin = %info.name, version = %info.version, "plugin watch: new build of a plugin in use: reloading");

@@ -22,7 +22,9 @@ mod walk;
 
 use std::path::{Path, PathBuf};
 
-pub use repository::{FileStatus, PluginFile, PluginRepository, ResolveError, register_builtins};
+pub use repository::{
+    AbortingHost, FileStatus, PluginFile, PluginRepository, ResolveError, register_builtins,
+};
 
 /// The name of the environment variable with extra plugin directories.
 pub const PLUGIN_PATH_VAR: &str = "WEIR_PLUGIN_PATH";

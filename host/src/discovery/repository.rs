@@ -99,13 +99,31 @@ pub struct PluginRepository {
 /// The built-ins of this process, listed by every scan after the files on the path.
 static BUILTINS: Mutex<Vec<Plugin>> = Mutex::new(Vec::new());
 
+/// Built-ins are refused by a host built with `panic = "abort"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this host was built with panic = \"abort\": a panic in a built-in connector would end the \
+     process; build it with panic = \"unwind\" (the default) to run built-ins"
+)]
+pub struct AbortingHost;
+
 /// Makes connector types linked into this binary available to pipelines, as built-ins
 /// ([`Plugin::builtin`]): every later scan ([`PluginRepository::scan`],
 /// [`scan_copies`](PluginRepository::scan_copies), and the rescans of a running host)
-/// lists them after the files found on the plugin path. A file on the path with the same
-/// name and version is the one used (the built-in is listed as shadowed by it); a higher
-/// version in a file is chosen over the built-in as any higher version is.
-pub fn register_builtins(builtins: impl IntoIterator<Item = weir_sdk::builtin::Builtin>) {
+/// lists them after the files found on the plugin path. A file with the same name and
+/// version is the one used, also when it appears later (the built-in is then listed as
+/// shadowed by it); a higher version in a file is chosen over the built-in as any higher
+/// version is.
+///
+/// # Errors
+/// [`AbortingHost`] (and nothing registered) in a host built with `panic = "abort"`, where
+/// the panic trap around a built-in could not catch anything.
+pub fn register_builtins(
+    builtins: impl IntoIterator<Item = weir_sdk::builtin::Builtin>,
+) -> Result<(), AbortingHost> {
+    if cfg!(panic = "abort") {
+        return Err(AbortingHost);
+    }
     let mut registered = BUILTINS.lock().unwrap_or_else(|p| p.into_inner());
     for builtin in builtins {
         tracing::debug!(
@@ -115,6 +133,7 @@ pub fn register_builtins(builtins: impl IntoIterator<Item = weir_sdk::builtin::B
         );
         registered.push(Plugin::builtin(builtin));
     }
+    Ok(())
 }
 
 impl PluginRepository {
@@ -199,6 +218,22 @@ impl PluginRepository {
     fn insert(&mut self, plugin: Plugin) -> FileStatus {
         let versions = self.by_name.entry(plugin.name().to_owned()).or_default();
         let version = &plugin.info().version;
+        if let Some(at) = versions
+            .iter()
+            .position(|p| compare_versions(&p.info().version, version).is_eq())
+            .filter(|at| versions[*at].is_builtin() && !plugin.is_builtin())
+        {
+            // A file wins over the built-in of the same version, whenever it comes.
+            let by = plugin.info().path.clone();
+            tracing::debug!(plugin = %plugin.name(), %version, file = %by.display(), "a plugin file replaces the built-in");
+            let builtin = std::mem::replace(&mut versions[at], plugin);
+            for file in &mut self.files {
+                if file.plugin.as_ref().is_some_and(|p| p.same(&builtin)) {
+                    file.status = FileStatus::Shadowed { by: by.clone() };
+                }
+            }
+            return FileStatus::Ok;
+        }
         if let Some(same) = versions
             .iter()
             .find(|p| compare_versions(&p.info().version, version).is_eq())

@@ -588,6 +588,12 @@ fn fault_error(fault: Fault, method: &'static str, connector: &str, plugin: &str
                 "source"
             },
         },
+        other => CallError::Protocol {
+            connector,
+            plugin,
+            method,
+            message: format!("unknown fault from a built-in: {other:?}"),
+        },
     }
 }
 
@@ -795,9 +801,11 @@ impl ConnectorInstance {
         max_events: u32,
     ) -> Result<PullStatus, CallError> {
         self.enter("pull")?;
+        // The pull ids are counted in `target` during the pull (no store through a pointer
+        // per event) and written back after it, whatever it returns.
         let mut target = PullTarget {
             batch,
-            next_pull: &mut self.next_pull,
+            next_pull: self.next_pull,
         };
         let writer = EventWriter {
             ctx: (&raw mut target).cast(),
@@ -805,25 +813,31 @@ impl ConnectorInstance {
             end_stream,
         };
         self.host.quiet_for.store(u64::MAX, Ordering::Relaxed);
-        let object = match &mut self.backend {
-            Backend::Library(object) => object,
+        let called = match &mut self.backend {
             Backend::Builtin(native) => {
                 // SAFETY: `writer`'s functions are this module's, and its `ctx` is `target`,
-                // which lives (exclusively borrowed) until after the call.
-                let result = unsafe { native.pull(&writer, max_events) };
-                return result.map_err(|fault| self.fault(fault, "pull"));
+                // which lives (and is not otherwise used) until after the call.
+                Err(unsafe { native.pull(&writer, max_events) })
+            }
+            Backend::Library(object) => {
+                let mut args = PullArgs {
+                    error: self.errors.sink(),
+                    writer,
+                    max_events,
+                    hint: PullHint::EMPTY,
+                };
+                // SAFETY: see `call_plugin`.
+                let status = unsafe { call_plugin(|| object.pull(&mut args)) };
+                Ok((status, args.hint))
             }
         };
-        let mut args = PullArgs {
-            error: self.errors.sink(),
-            writer,
-            max_events,
-            hint: PullHint::EMPTY,
+        self.next_pull = target.next_pull;
+        let (status, hint) = match called {
+            Ok(called) => called,
+            Err(result) => return result.map_err(|fault| self.fault(fault, "pull")),
         };
-        // SAFETY: see `call_plugin`.
-        let status = unsafe { call_plugin(|| object.pull(&mut args)) };
         self.finish(status, "pull")?;
-        match args.hint {
+        match hint {
             PullHint::READY => Ok(PullStatus::Ready),
             PullHint::EMPTY => Ok(PullStatus::Empty),
             PullHint::FINISHED => Ok(PullStatus::Finished),
@@ -890,7 +904,14 @@ impl ConnectorInstance {
                         &mut outcome,
                     )
                 };
-                if let Err(fault) = result {
+                if let Err(mut fault) = result {
+                    // As for a plugin: the message holds every error of the batch, in order.
+                    if let Fault::Failed { message, .. } = &mut fault
+                        && !outcome.errors.is_empty()
+                    {
+                        outcome.errors.push(std::mem::take(message));
+                        *message = outcome.errors.join("; ");
+                    }
                     return Err(self.fault(fault, "sink_batch"));
                 }
                 let processed = outcome.processed.min(events.len());
@@ -1002,7 +1023,8 @@ unsafe fn call_plugin(call: impl FnOnce() -> CallStatus) -> CallStatus {
 /// What `push_event` and `end_stream` write into during one pull.
 struct PullTarget<'a> {
     batch: &'a mut EventBatch,
-    next_pull: &'a mut u64,
+    /// The pull id of the next event.
+    next_pull: u64,
 }
 
 /// [`EventWriter::push`] of the host: copies one event into the batch, assigns its pull id.
@@ -1015,15 +1037,21 @@ unsafe extern "C" fn push_event(ctx: *mut c_void, event: &RawEvent) -> u64 {
     let target = unsafe { &mut *ctx.cast::<PullTarget<'_>>() };
     // SAFETY: the plugin passes slices valid for the duration of this callback.
     let (bytes, meta) = unsafe { (event.bytes.as_bytes(), event.meta.as_bytes()) };
-    let pull = *target.next_pull;
-    *target.next_pull += 1;
-    let bytes = target.batch.append(bytes);
-    let meta = target.batch.append(meta);
+    let pull = target.next_pull;
+    target.next_pull += 1;
+    let batch = &mut *target.batch;
+    let bytes = batch.append(bytes);
+    // Most events have no metadata: no copy, an empty range.
+    let meta = if meta.is_empty() {
+        bytes.end..bytes.end
+    } else {
+        batch.append(meta)
+    };
     let id = EventId {
         stream: event.stream,
         pull,
     };
-    target.batch.events.push(StoredEvent { id, bytes, meta });
+    batch.events.push(StoredEvent { id, bytes, meta });
     pull
 }
 

@@ -223,6 +223,11 @@ impl Plugin {
         }
     }
 
+    /// Whether `other` is a handle to the same loaded plugin (or built-in).
+    pub fn same(&self, other: &Plugin) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Whether this is a built-in ([`builtin`](Self::builtin)) rather than a library file.
     pub fn is_builtin(&self) -> bool {
         matches!(*self.inner, Origin::Builtin { .. })

@@ -41,7 +41,7 @@
 //!   `waker_wake`, `waker_drop` ([`Waker`](crate::Waker)) and `pull_after`
 //!   ([`ConnectorContext::pull_after`](crate::ConnectorContext::pull_after)), so that an idle
 //!   source is not polled. A 1.0 plugin takes no waker and is polled as before.
-//! - **1.2**: the metadata function is exported as `weir_plugin_metadata__<crate>__<version>__<type>`
+//! - **1.2**: the metadata function is exported as `weir_plugin_metadata__<crate>__<version>__<type>__<hash>`
 //!   ([`METADATA_SYMBOL_PREFIX`](crate::abi::METADATA_SYMBOL_PREFIX)) instead of the bare
 //!   [`METADATA_SYMBOL`](crate::abi::METADATA_SYMBOL), so that connector crates can be linked
 //!   into one binary as built-ins ([`builtin`](crate::builtin)) without a clash; no type

@@ -226,8 +226,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if !cli.no_builtins {
-        weir_host::discovery::register_builtins(builtins::bundled());
+    let bundled = builtins::bundled();
+    if !cli.no_builtins
+        && !bundled.is_empty()
+        && let Err(error) = weir_host::discovery::register_builtins(bundled)
+    {
+        eprintln!("error: {error}");
+        return ExitCode::FAILURE;
     }
     let finder = Finder {
         plugin_dirs: cli.plugin_dirs,

@@ -115,6 +115,7 @@ fn file_json(file: &PluginFile) -> serde_json::Value {
         object["capabilities"] = info.capabilities().into();
         object["abi"] = info.abi.to_string().into();
         object["sdk_version"] = info.sdk_version.clone().into();
+        object["builtin"] = plugin.is_builtin().into();
     }
     object
 }
@@ -152,6 +153,13 @@ pub(crate) fn doctor(finder: &Finder, paths: &[PathBuf]) -> ExitCode {
                 "{}: ok: {name} {version}, {kind}, ABI {abi}",
                 file.path.display()
             ),
+            FileStatus::Shadowed { by } if file.plugin.as_ref().is_some_and(Plugin::is_builtin) => {
+                out!(
+                    "{}: {name} {version} is also in {}, which is used instead of the built-in",
+                    file.path.display(),
+                    by.display()
+                )
+            }
             FileStatus::Shadowed { by } => out!(
                 "{}: {name} {version} is also in {}, which comes first on the plugin path: \
                  this copy is not used",

@@ -1,6 +1,6 @@
 //! What a connector's methods mean for each host request, written once for both ways a
 //! host calls a connector: through the C ABI (the trampolines in `__private`) and through
-//! the Rust trait ([`builtin`](crate::builtin)).
+//! the Rust trait ([`native`](super::native), for [`builtin`](crate::builtin)).
 
 use crate::abi::{Feedback, FeedbackKind, Notice, RawEventView, ReplyCode};
 use crate::connector::{

@@ -19,11 +19,14 @@ use crate::abi::{
     NotifyArgs, PanicStrategy, PluginHeader, PluginKind, PullArgs, PullHint, SinkArgs,
 };
 use crate::connector::{Circuit, Connector, ConnectorContext, PullStatus, SourceBatch};
-use crate::dispatch::{self, Delivered};
+use dispatch::Delivered;
 
 pub use crate::__export_connector as export_connector;
 
 pub use crate::builtin::ConnectorPlugin as Export;
+
+pub(crate) mod dispatch;
+pub(crate) mod native;
 
 /// Defines the exported metadata function for a connector type implementing [`Export`],
 /// under the symbol name the macro chose ([`METADATA_SYMBOL_PREFIX`](crate::abi::METADATA_SYMBOL_PREFIX)
@@ -601,7 +604,7 @@ mod tests {
         assert_eq!(trap(sink, || -> u32 { panic!("boom {}", 42) }), None);
         let (kind, message, location) = &reports[0];
         assert_eq!((*kind, message.as_str()), (ErrorKind::PANIC, "boom 42"));
-        assert!(location.starts_with("sdk/src/__private.rs:"), "{location}");
+        assert!(location.starts_with("sdk/src/__private/mod.rs:"), "{location}");
         // Nested traps: the inner one catches, the outer one sees a value.
         assert_eq!(
             trap(sink, || trap(sink, || -> u8 { panic!("inner") })),
