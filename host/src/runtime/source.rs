@@ -60,6 +60,13 @@ const MAX_QUIET: Duration = Duration::from_secs(60);
 /// can split into tens of thousands of lines, a compressed one expand a hundredfold).
 const ROUTE_SLICE: usize = 64 * 1024;
 
+/// About how long decoding one slice may take: a slice stops early once its frames would
+/// take longer to decode (at the source's recent cost per frame), so that the first events of
+/// a pull are sent on while the rest decode, instead of waiting for all of them. A cheap
+/// codec (`binary`: tens of nanoseconds a frame) never reaches it; JSON (about a
+/// microsecond a frame) sends a pull of 64 in four slices or so.
+const SLICE_DECODE: Duration = Duration::from_micros(16);
+
 /// The most of one pulled event fed to preprocessors at once, so that what one feeding
 /// makes stays small (4 KiB of one-byte lines are 2,048 frames); a larger event is fed in
 /// pieces.
@@ -90,6 +97,11 @@ pub(crate) struct Source {
     cursor: usize,
     /// How many bytes of that event were fed to the preprocessors already.
     offset: usize,
+    /// When the last pull returned: the ingest time of everything it produced, whichever
+    /// slice it is routed in.
+    pulled_ns: u64,
+    /// Recent decode cost per frame, in nanoseconds (a moving average; 0 until measured).
+    decode_ns: f64,
     /// The pull said `Finished`: finish once everything pulled is routed.
     finishing: bool,
     next_batch: u64,
@@ -159,6 +171,8 @@ impl Source {
             in_flight_bytes: 0,
             cursor: 0,
             offset: 0,
+            pulled_ns: 0,
+            decode_ns: 0.0,
             finishing: false,
             next_batch: 0,
             finished: false,
@@ -442,6 +456,7 @@ impl Source {
                 return Ok(());
             }
         };
+        self.pulled_ns = now_ns();
         let produced = !self.pulled.is_empty() || !self.pulled.ended_streams().is_empty();
         match status {
             PullStatus::Ready => self.pull_now(),
@@ -521,7 +536,7 @@ impl Source {
         incarnation: u32,
         instance: &mut ConnectorInstance,
     ) -> Result<bool, CallError> {
-        let ingest_ns = now_ns();
+        let ingest_ns = self.pulled_ns;
         let mut out = Vec::new();
         let mut errors = Vec::new();
         let mut no_output = Vec::new();
@@ -535,7 +550,16 @@ impl Source {
         let mut settled: Vec<Feedback> = Vec::new();
         let len = self.pulled.len();
         let mut fed = 0;
-        while self.cursor < len && fed < ROUTE_SLICE && self.frames.bytes() < ROUTE_SLICE {
+        let max_frames = if self.decode_ns > 0.0 {
+            ((SLICE_DECODE.as_nanos() as f64 / self.decode_ns) as usize).max(1)
+        } else {
+            usize::MAX
+        };
+        while self.cursor < len
+            && fed < ROUTE_SLICE
+            && self.frames.bytes() < ROUTE_SLICE
+            && self.frames.len() < max_frames
+        {
             let event = self
                 .pulled
                 .get(self.cursor)
@@ -626,6 +650,7 @@ impl Source {
         let frame_bytes = data.len();
         let mut start = 0;
         let mut frame_index = 0;
+        let decoding = Instant::now();
         for &(pull, stream, end, flushed) in &owners {
             let first = out.len();
             while frame_index < end {
@@ -647,6 +672,14 @@ impl Source {
                     kind: FeedbackKind::ACK,
                 });
             }
+        }
+        if !ends.is_empty() {
+            let per_frame = decoding.elapsed().as_nanos() as f64 / ends.len() as f64;
+            self.decode_ns = if self.decode_ns > 0.0 {
+                0.8 * self.decode_ns + 0.2 * per_frame
+            } else {
+                per_frame
+            };
         }
         Metrics::add(&shared.metrics.events_out, out.len());
         Metrics::add(&shared.metrics.events_err, errors.len());
