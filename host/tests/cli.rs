@@ -285,3 +285,20 @@ fn list_and_doctor_show_every_status_with_advice() {
     let healthy = weir(&["plugins".as_ref(), "doctor".as_ref(), ok.as_os_str()]);
     assert!(healthy.status.success(), "{healthy:?}");
 }
+
+#[test]
+fn a_bare_file_name_is_the_file_in_the_current_directory_not_a_library_path_search() {
+    let path = example_plugin("blackhole");
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["plugins", "inspect"])
+        .arg(path.file_name().unwrap())
+        .current_dir(path.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("name:       blackhole"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -501,3 +501,63 @@ fn a_connector_that_keeps_panicking_is_stopped_and_reported_while_the_rest_flows
         "the rest of the pipeline kept flowing"
     );
 }
+
+/// Delivers `line` to a `file` sink instance and checks that it was acked.
+fn write_line(instance: &mut weir_host::ConnectorInstance, line: &[u8], pull: u64) {
+    let event = weir_host::SinkEvent::new(line, weir_host::EventId { stream: 0, pull }, 0, b"");
+    let outcome = instance.sink_batch(&[event]).unwrap();
+    assert_eq!(outcome.reply(0), weir_host::SinkReply::Ack);
+}
+
+#[test]
+fn a_file_writer_that_replaces_another_appends_and_one_alone_truncates() {
+    let plugin = weir_host::Plugin::load(example_plugin("file")).unwrap();
+    let dir = temp_dir("file-takeover");
+    let path = dir.join("out.txt");
+    std::fs::write(&path, "from an earlier run\n").unwrap();
+    let config = serde_json::json!({ "path": path, "mode": "write" });
+    let sink = weir_host::Sides {
+        source: false,
+        sink: true,
+    };
+    let read = || std::fs::read_to_string(&path).unwrap();
+    let mut old = plugin.instantiate_bound("out", &config, sink).unwrap();
+    old.connect(0).unwrap();
+    assert_eq!(read(), "", "the first writer truncates");
+    write_line(&mut old, b"one\n", 0);
+    // An upgrade: the new instance connects while the old one still writes.
+    let mut new = plugin.instantiate_bound("out", &config, sink).unwrap();
+    new.connect(0).unwrap();
+    assert_eq!(read(), "one\n", "the replacing writer does not truncate");
+    write_line(&mut old, b"two\n", 1);
+    drop(old);
+    write_line(&mut new, b"three\n", 2);
+    assert_eq!(read(), "one\ntwo\nthree\n");
+    // Another instance while `new` holds the file (it took the lock when `old` let go):
+    // appends too. Once every writer is gone, the next one truncates again.
+    let mut third = plugin.instantiate_bound("out", &config, sink).unwrap();
+    third.connect(0).unwrap();
+    assert_eq!(read(), "one\ntwo\nthree\n");
+    drop(third);
+    drop(new);
+    let mut fresh = plugin.instantiate_bound("out", &config, sink).unwrap();
+    fresh.connect(0).unwrap();
+    assert_eq!(read(), "");
+}
+
+#[test]
+fn a_file_chunk_size_beyond_the_limit_is_a_config_error_not_an_allocation() {
+    let plugin = weir_host::Plugin::load(example_plugin("file")).unwrap();
+    let error = plugin
+        .instantiate(
+            "in",
+            &serde_json::json!({ "path": "in.txt", "chunk_size": 9_223_372_036_854_775_807_u64 }),
+        )
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("`chunk_size` must be between 1 and"),
+        "{error}"
+    );
+}

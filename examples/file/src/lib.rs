@@ -17,11 +17,18 @@
 //! is acked and the connector stops for good, so the run ends non-zero. A missing or
 //! unreadable input file is a permanent error too: it is not retried.
 //!
+//! **Write mode and upgrades**: a writer holds an exclusive lock (`flock`) on its file for as
+//! long as it has it open. `mode = "write"` truncates the file when it opens it, unless
+//! another writer holds the lock: the instance it replaces during an upgrade (`weir plugins
+//! reload`, `weir apply`, a watched plugin directory), or another weir. Then it appends
+//! instead, so an upgrade loses none of what the old instance wrote, and takes the lock
+//! once the other writer lets go of it.
+//!
 //! ```toml
 //! [connector.config]
 //! path = "in.txt"
 //! mode = "read"          # read, write (truncate) or append; default: from the bindings
-//! chunk_size = 65536     # bytes per event when reading (default 64 KiB)
+//! chunk_size = 65536     # bytes per event when reading (default 64 KiB, at most 64 MiB)
 //! ```
 
 #![forbid(unsafe_code)]
@@ -41,7 +48,8 @@ use weir_sdk::{
 pub enum Mode {
     /// Read it as a source.
     Read,
-    /// Truncate it and write events to it.
+    /// Truncate it (unless another writer has it open, see the crate docs) and write
+    /// events to it.
     Write,
     /// Append events to it.
     Append,
@@ -61,6 +69,9 @@ pub struct Config {
     #[serde(default = "default_chunk_size")]
     pub chunk_size: usize,
 }
+
+/// The largest `chunk_size`: one read buffer of this size per connector.
+const MAX_CHUNK_SIZE: usize = 64 << 20;
 
 fn default_chunk_size() -> usize {
     64 * 1024
@@ -101,7 +112,11 @@ impl Mode {
 enum Handle {
     Closed,
     Reader(File),
-    Writer(File),
+    /// Writing; `locked` once this writer holds the file's lock (see the crate docs).
+    Writer {
+        file: File,
+        locked: bool,
+    },
     Done,
 }
 
@@ -127,8 +142,11 @@ impl Connector for FileConnector {
     type Config = Config;
 
     fn new(config: Config, ctx: &ConnectorContext) -> Result<Self> {
-        if config.chunk_size == 0 {
-            return Err(Error::new("`chunk_size` must be at least 1"));
+        if !(1..=MAX_CHUNK_SIZE).contains(&config.chunk_size) {
+            return Err(Error::new(format!(
+                "`chunk_size` must be between 1 and {MAX_CHUNK_SIZE} bytes, found {}",
+                config.chunk_size
+            )));
         }
         let mode = Mode::resolve(config.mode, ctx)?;
         Ok(Self {
@@ -144,17 +162,27 @@ impl Connector for FileConnector {
         // Retrying cannot make a missing file appear or a permission change.
         let describe =
             |e: std::io::Error| Error::permanent(format!("cannot open {}: {e}", path.display()));
-        self.handle = match self.mode {
-            Mode::Read => Handle::Reader(File::open(path).map_err(describe)?),
-            Mode::Write => Handle::Writer(File::create(path).map_err(describe)?),
-            Mode::Append => Handle::Writer(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(describe)?,
-            ),
+        if self.mode == Mode::Read {
+            self.handle = Handle::Reader(File::open(path).map_err(describe)?);
+            return Ok(true);
+        }
+        // Appending, whatever the mode: writes land at the end even while another writer
+        // (the instance this one replaces) still writes.
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(describe)?;
+        let locked = match file.try_lock() {
+            Ok(()) => true,
+            Err(std::fs::TryLockError::WouldBlock) => false,
+            // A file system without locks: the mode's plain meaning.
+            Err(std::fs::TryLockError::Error(_)) => true,
         };
+        if self.mode == Mode::Write && locked {
+            file.set_len(0).map_err(describe)?;
+        }
+        self.handle = Handle::Writer { file, locked };
         Ok(true)
     }
 
@@ -185,7 +213,7 @@ impl Connector for FileConnector {
     }
 
     fn on_event(&mut self, _ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
-        if !matches!(self.handle, Handle::Writer(_)) {
+        if !matches!(self.handle, Handle::Writer { .. }) {
             return Err(Error::permanent(format!(
                 "{} is not opened for writing (mode is \"{}\")",
                 self.config.path.display(),
@@ -210,9 +238,14 @@ impl FileConnector {
     /// Writes the buffered bytes to the file (to the OS: no fsync). On failure the buffer is
     /// dropped (its events are failed, not acked) and the error is permanent.
     fn write_buffer(&mut self) -> Result<()> {
-        let Handle::Writer(file) = &mut self.handle else {
+        let Handle::Writer { file, locked } = &mut self.handle else {
             return Ok(());
         };
+        // Taking over from another writer: the lock once it let go (so that the next
+        // instance does not truncate what this one wrote).
+        if !*locked {
+            *locked = !matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock));
+        }
         if self.buffer.is_empty() {
             return Ok(());
         }

@@ -99,7 +99,7 @@ impl Origin {
 }
 
 /// What [`PluginInfo::path`] says of a built-in, which has no file.
-pub const BUILTIN_PATH: &str = "(built in)";
+pub const BUILTIN_PATH: &str = "built-in";
 
 /// The library and the validated pointers into it.
 ///
@@ -181,7 +181,7 @@ impl Plugin {
             // rest).
             unsafe {
                 libloading::os::unix::Library::open(
-                    Some(file),
+                    Some(dlopen_path(file).as_ref()),
                     libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL,
                 )
             }
@@ -282,6 +282,16 @@ impl Plugin {
     /// The plugin's name.
     pub fn name(&self) -> &str {
         &self.inner.info().name
+    }
+}
+
+/// `file` as `dlopen` must see it: a bare file name (`libx.so`) would be searched for on the
+/// library path instead of taken from the current directory, so it gets a `./`.
+fn dlopen_path(file: &Path) -> std::borrow::Cow<'_, Path> {
+    if file.parent().is_some_and(|p| p.as_os_str().is_empty()) {
+        std::borrow::Cow::Owned(Path::new(".").join(file))
+    } else {
+        std::borrow::Cow::Borrowed(file)
     }
 }
 

@@ -604,7 +604,10 @@ mod tests {
         assert_eq!(trap(sink, || -> u32 { panic!("boom {}", 42) }), None);
         let (kind, message, location) = &reports[0];
         assert_eq!((*kind, message.as_str()), (ErrorKind::PANIC, "boom 42"));
-        assert!(location.starts_with("sdk/src/__private/mod.rs:"), "{location}");
+        assert!(
+            location.starts_with("sdk/src/__private/mod.rs:"),
+            "{location}"
+        );
         // Nested traps: the inner one catches, the outer one sees a value.
         assert_eq!(
             trap(sink, || trap(sink, || -> u8 { panic!("inner") })),
