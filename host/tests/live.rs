@@ -176,6 +176,22 @@ fn weir_plugins_reload_upgrades_a_running_connector_without_losing_an_event() {
 }
 
 #[test]
+fn weir_plugins_reload_finds_a_version_loaded_by_command_from_off_the_plugin_path() {
+    let run = CounterRun::start("run-load-reload", 3000, "", &[]);
+    // Not on the plugin path: known only through `weir plugins load`.
+    let elsewhere = run.dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let file = elsewhere.join("libcounter_v2.so");
+    std::fs::copy(fixture_plugin("counter-v2"), &file).unwrap();
+    let said = run.admin_ok(&["plugins", "load", file.to_str().unwrap()]);
+    assert!(said.contains("0.2.0"), "{said}");
+    // The reload scans the plugin path again: the loaded file is still there.
+    let said = run.admin_ok(&["plugins", "reload", "counter"]);
+    assert!(said.contains("numbers: counter 0.1.0 -> 0.2.0"), "{said}");
+    run.finish_upgraded(3000);
+}
+
+#[test]
 fn weir_apply_replaces_a_changed_connector_without_losing_an_event() {
     let run = CounterRun::start("run-apply-replace", 3000, "", &[]);
     std::fs::copy(

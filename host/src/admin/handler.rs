@@ -32,6 +32,26 @@ struct State {
     references: BTreeMap<String, String>,
     /// The running pipeline's `plugin_path` (read at start only).
     pipeline_path: Vec<PathBuf>,
+    /// Files loaded with `weir plugins load` (not necessarily on the plugin path): every
+    /// rescan loads them again, so that a reload or an apply still finds them.
+    loaded: Vec<PathBuf>,
+}
+
+impl State {
+    /// What a rescan finds: the plugin path, then the files loaded by command that are not
+    /// on it. Blocking: run it off the runtime's thread.
+    fn rescanner(&self) -> impl FnOnce() -> PluginRepository + Send + 'static {
+        let (path, images, loaded) = (self.path.clone(), self.images.clone(), self.loaded.clone());
+        move || {
+            let mut repository = PluginRepository::scan_copies(&path, &images);
+            for file in loaded {
+                if repository.file(&file).is_none() {
+                    repository.add_file(file);
+                }
+            }
+            repository
+        }
+    }
 }
 
 /// `file`, opened, if it is a regular file of pipeline size; without blocking on it (a
@@ -147,6 +167,7 @@ impl Admin {
                 images,
                 references,
                 pipeline_path: pipeline.plugin_path.clone(),
+                loaded: Vec::new(),
             }),
         }
     }
@@ -232,8 +253,10 @@ impl Admin {
 
     async fn load(&self, file: String) -> Response {
         let mut state = self.state.lock().await;
-        let loaded = state.repository.add_file(PathBuf::from(&file));
-        match (&loaded.status, &loaded.plugin) {
+        let path = PathBuf::from(&file);
+        let loaded = state.repository.add_file(path.clone());
+        let usable = matches!(loaded.status, FileStatus::Ok | FileStatus::Shadowed { .. });
+        let response = match (&loaded.status, &loaded.plugin) {
             (FileStatus::Ok, Some(plugin)) => Response::ok(plugin_json(plugin.info())),
             (FileStatus::Shadowed { by }, Some(plugin)) => Response::ok(json!({
                 "plugin": plugin.name(),
@@ -245,7 +268,11 @@ impl Admin {
                 ErrorKind::LoadFailed,
                 format!("{file}: {}", status.describe()),
             ),
+        };
+        if usable && !state.loaded.contains(&path) {
+            state.loaded.push(path);
         }
+        response
     }
 
     async fn unload(&self, reference: &str) -> Response {
@@ -274,7 +301,11 @@ impl Admin {
         }
         let mut state = self.state.lock().await;
         match state.repository.remove(name, version) {
-            Some(plugin) => Response::ok(plugin_json(plugin.info())),
+            Some(plugin) => {
+                // Unloaded for good: a rescan does not bring a file loaded by command back.
+                state.loaded.retain(|f| *f != plugin.info().path);
+                Response::ok(plugin_json(plugin.info()))
+            }
             None => Response::error(
                 ErrorKind::UnknownPlugin,
                 format!("no plugin {name} {version} is loaded"),
@@ -338,10 +369,10 @@ impl Admin {
             .collect();
         // The repository goes to the blocking thread and comes back (the state stays
         // locked meanwhile, so nobody misses it).
-        let (path, images) = (state.path.clone(), state.images.clone());
+        let rescan = state.rescanner();
         let loaded = std::mem::take(&mut state.repository);
         let resolved = tokio::task::spawn_blocking(move || {
-            let fresh = unknown.then(|| PluginRepository::scan_copies(&path, &images));
+            let fresh = unknown.then(rescan);
             let resolved = Pipeline::resolve(spec, fresh.as_ref().unwrap_or(&loaded));
             (loaded, fresh, resolved)
         })
@@ -350,7 +381,7 @@ impl Admin {
             Ok(done) => done,
             Err(error) => {
                 // The repository was lost with the task: scan again.
-                state.repository = PluginRepository::scan_copies(&state.path, &state.images);
+                state.repository = state.rescanner()();
                 return Response::error(
                     ErrorKind::InvalidPipeline,
                     format!(
@@ -410,12 +441,7 @@ impl Admin {
         };
         let mut state = self.state.lock().await;
         // Off the runtime's thread: loading runs plugin code (library constructors).
-        let (path, images) = (state.path.clone(), state.images.clone());
-        let fresh = match tokio::task::spawn_blocking(move || {
-            PluginRepository::scan_copies(&path, &images)
-        })
-        .await
-        {
+        let fresh = match tokio::task::spawn_blocking(state.rescanner()).await {
             Ok(fresh) => fresh,
             Err(error) => {
                 return Response::error(
@@ -427,7 +453,9 @@ impl Admin {
         if fresh.versions(name).is_empty() {
             return Response::error(
                 ErrorKind::UnknownPlugin,
-                format!("no plugin `{name}` on the plugin path any more"),
+                format!(
+                    "no plugin `{name}` on the plugin path (or loaded with `weir plugins load`)"
+                ),
             );
         }
         let mut upgraded = Vec::new();
