@@ -2,6 +2,7 @@
 
 mod admin;
 mod builtins;
+mod new;
 mod plugins;
 mod run;
 mod table;
@@ -140,6 +141,36 @@ enum Command {
     /// Inspect and validate plugin files.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Start something new from a template.
+    #[command(subcommand)]
+    New(NewCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum NewCommand {
+    /// Create a connector plugin crate that builds, loads and passes its tests as it is:
+    /// Cargo.toml, the connector with a typed config (src/lib.rs) and its unit tests, a
+    /// README, and a pipeline file that runs it with a bundled connector.
+    ///
+    /// Run from a weir checkout, the crate depends on that checkout's weir-sdk by path;
+    /// otherwise on the weir-sdk version of this weir.
+    Plugin {
+        /// The plugin's (and the crate's) name: lowercase letters, digits, `-` and `_`.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// A source: produces events (the default).
+        #[arg(long, conflicts_with_all = ["sink", "both"])]
+        source: bool,
+        /// A sink: consumes events.
+        #[arg(long, conflicts_with = "both")]
+        sink: bool,
+        /// Both a source and a sink.
+        #[arg(long)]
+        both: bool,
+        /// Where to create it (a new or empty directory). Default: ./NAME.
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,6 +309,20 @@ fn main() -> ExitCode {
             run::run(&file, &finder, options, &socket, watch)
         }
         Command::Check { file } => check(&file, &finder),
+        Command::New(NewCommand::Plugin {
+            name,
+            source: _,
+            sink,
+            both,
+            path,
+        }) => {
+            let sides = match (sink, both) {
+                (_, true) => new::Sides::Both,
+                (true, false) => new::Sides::Sink,
+                (false, false) => new::Sides::Source,
+            };
+            new::plugin(&name, sides, path.as_deref())
+        }
         Command::Plugins(PluginsCommand::List { json, pipeline }) => {
             plugins::list(&finder, pipeline.as_deref(), json)
         }

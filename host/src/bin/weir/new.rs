@@ -1,0 +1,421 @@
+//! `weir new plugin`: a ready connector plugin crate to start from.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Which sides the new connector has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sides {
+    Source,
+    Sink,
+    Both,
+}
+
+impl Sides {
+    fn is_source(self) -> bool {
+        matches!(self, Self::Source | Self::Both)
+    }
+
+    fn is_sink(self) -> bool {
+        matches!(self, Self::Sink | Self::Both)
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Source => "a source",
+            Self::Sink => "a sink",
+            Self::Both => "a source and a sink",
+        }
+    }
+}
+
+/// Rust keywords, which cannot name a crate.
+const KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut",
+    "pub", "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type",
+    "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "macro",
+    "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+];
+
+/// Why `name` cannot be a plugin's (and its crate's) name, if it cannot.
+fn check_name(name: &str) -> Result<(), String> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid {
+        return Err(format!(
+            "`{name}` cannot name a plugin: use lowercase letters, digits, `-` and `_`, \
+             starting with a letter (for example `my-source`)"
+        ));
+    }
+    let ident = name.replace('-', "_");
+    if KEYWORDS.contains(&ident.as_str()) || ident == "test" || ident == "core" || ident == "std" {
+        return Err(format!(
+            "`{name}` cannot name a plugin: it is a Rust keyword or a standard crate's name"
+        ));
+    }
+    Ok(())
+}
+
+/// `MyThing` for `my-thing`.
+fn type_name(name: &str) -> String {
+    name.split(['-', '_'])
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// How the new crate depends on the sdk: by path when this weir was built from a checkout
+/// that is still there, by version otherwise.
+fn sdk_dependency() -> String {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+    match sdk.join("Cargo.toml").is_file().then(|| sdk.canonicalize()) {
+        Some(Ok(sdk)) => {
+            let path = sdk.display().to_string();
+            format!("weir-sdk = {{ path = {} }}", toml::Value::String(path))
+        }
+        _ => format!("weir-sdk = \"{}\"", weir_sdk::builtin::SDK_VERSION),
+    }
+}
+
+/// `weir new plugin NAME`: creates the crate in `path` (default `./NAME`).
+pub(crate) fn plugin(name: &str, sides: Sides, path: Option<&Path>) -> ExitCode {
+    if let Err(why) = check_name(name) {
+        eprintln!("error: {why}");
+        return ExitCode::from(2);
+    }
+    let dir = path.map_or_else(|| PathBuf::from(name), Path::to_owned);
+    match std::fs::read_dir(&dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                eprintln!(
+                    "error: {} exists and is not empty: give another --path, or remove it",
+                    dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            eprintln!("error: cannot use {}: {error}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let files = [
+        ("Cargo.toml", cargo_toml(name)),
+        (".gitignore", "/target\n/Cargo.lock\n".to_owned()),
+        ("src/lib.rs", lib_rs(name, sides)),
+        ("README.md", readme(name, sides)),
+        ("pipeline.toml", pipeline(name, sides)),
+    ];
+    for (file, text) in &files {
+        let path = dir.join(file);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, text));
+        if let Err(error) = written {
+            eprintln!("error: cannot write {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    // Laid out as `cargo fmt` would (the template's lines depend on the sides): with the
+    // toolchain's rustfmt, when there is one; the crate is the same without.
+    let _ = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .arg(dir.join("src/lib.rs"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let library = format!("lib{}.so", name.replace('-', "_"));
+    println!(
+        "created {}: plugin `{name}`, {}\n\nnext:\n  cd {}\n  cargo test\n  cargo build --release\n  \
+         weir plugins inspect target/release/{library}\n  weir --plugin-dir target/release run pipeline.toml",
+        dir.display(),
+        sides.describe(),
+        dir.display(),
+    );
+    ExitCode::SUCCESS
+}
+
+fn cargo_toml(name: &str) -> String {
+    format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+# cdylib: the plugin file weir loads; rlib: to link the connector into a host as a built-in.
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+{sdk}
+serde = {{ version = "1", features = ["derive"] }}
+
+[dev-dependencies]
+serde_json = "1"
+
+# A workspace of its own, so that it builds wherever it is created.
+[workspace]
+"#,
+        sdk = sdk_dependency(),
+    )
+}
+
+fn lib_rs(name: &str, sides: Sides) -> String {
+    let ty = type_name(name);
+    let mut imports = vec![
+        "Connector",
+        "ConnectorContext",
+        "Result",
+        "connector_plugin",
+    ];
+    if sides.is_source() {
+        imports.extend(["PullStatus", "SourceBatch"]);
+    }
+    if sides.is_sink() {
+        imports.extend(["Event", "SinkContext", "SinkReply"]);
+    }
+    imports.sort_unstable();
+    let mut config = String::new();
+    let mut fields = String::new();
+    let mut init = String::new();
+    let mut methods = String::new();
+    let mut tests = String::new();
+    if sides.is_source() {
+        config.push_str(
+            r#"    /// What each event says.
+    #[serde(default = "default_message")]
+    pub message: String,
+    /// How many events to produce before finishing.
+    #[serde(default = "default_count")]
+    pub count: u64,
+"#,
+        );
+        fields.push_str("    /// Events produced so far.\n    produced: u64,\n");
+        init.push_str("            produced: 0,\n");
+        methods.push_str(
+            r#"
+    fn pull(&mut self, _ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
+        while self.produced < self.config.count && !batch.is_full() {
+            let event = format!("{} {}", self.config.message, self.produced);
+            batch.push(event.as_bytes());
+            self.produced += 1;
+        }
+        Ok(if self.produced == self.config.count {
+            PullStatus::Finished
+        } else {
+            PullStatus::Ready
+        })
+    }
+"#,
+        );
+        tests.push_str(&format!(
+            r##"
+    #[test]
+    fn the_config_has_defaults_and_refuses_unknown_fields() {{
+        let config: Config = serde_json::from_str("{{}}").unwrap();
+        assert_eq!((config.message.as_str(), config.count), ("hello", 10));
+        assert!(serde_json::from_str::<Config>(r#"{{"cout": 3}}"#).is_err());
+        let ctx = ConnectorContext::detached("test");
+        assert!({ty}::new(config, &ctx).is_ok());
+    }}
+"##
+        ));
+    }
+    if sides.is_sink() {
+        config.push_str(
+            r#"    /// Fail (not deliver) events whose bytes are exactly this, for trying out acks
+    /// and fails.
+    #[serde(default)]
+    pub fail_on: Option<String>,
+"#,
+        );
+        fields.push_str("    /// Events received so far.\n    received: u64,\n");
+        init.push_str("            received: 0,\n");
+        methods.push_str(
+            r#"
+    fn on_event(&mut self, ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
+        self.received += 1;
+        if self.config.fail_on.as_deref().map(str::as_bytes) == Some(event.bytes) {
+            return Ok(SinkReply::Fail);
+        }
+        weir_sdk::tracing::debug!(connector = ctx.id(), bytes = event.bytes.len(), "received");
+        Ok(SinkReply::Ack)
+    }
+"#,
+        );
+        tests.push_str(&format!(
+            r##"
+    #[test]
+    fn events_are_acked_and_the_configured_one_failed() {{
+        let config: Config = serde_json::from_str(r#"{{"fail_on": "bad"}}"#).unwrap();
+        let ctx = ConnectorContext::detached("test");
+        let mut sink = {ty}::new(config, &ctx).unwrap();
+        let mut circuit = None;
+        let mut reply = |bytes: &[u8]| {{
+            let event = Event {{ bytes, id: weir_sdk::EventId {{ stream: 0, pull: 0 }}, ingest_ns: 0, meta: b"" }};
+            sink.on_event(&mut SinkContext::new(&ctx, &mut circuit), event).unwrap()
+        }};
+        assert_eq!(reply(b"good"), SinkReply::Ack);
+        assert_eq!(reply(b"bad"), SinkReply::Fail);
+    }}
+"##
+        ));
+    }
+    let defaults = if sides.is_source() {
+        "\nfn default_message() -> String {\n    \"hello\".to_owned()\n}\n\nfn default_count() -> u64 {\n    10\n}\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"//! `{name}`: a Weir connector plugin ({describe}).
+//!
+//! Build it with `cargo build --release`; `weir plugins inspect target/release/lib{lib}.so`
+//! checks what the host will load.
+
+#![forbid(unsafe_code)]
+
+use weir_sdk::{{{imports}}};
+
+/// The connector's settings: the `config` table of its `[[connector]]` in a pipeline file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {{
+{config}}}
+{defaults}
+/// The state of one running instance.
+#[derive(Debug)]
+pub struct {ty} {{
+    config: Config,
+{fields}}}
+
+#[connector_plugin]
+impl Connector for {ty} {{
+    type Config = Config;
+
+    fn new(config: Config, _ctx: &ConnectorContext) -> Result<Self> {{
+        Ok(Self {{
+            config,
+{init}        }})
+    }}
+{methods}}}
+
+#[cfg(test)]
+mod tests {{
+    use super::*;
+{tests}}}
+"#,
+        describe = sides.describe(),
+        lib = name.replace('-', "_"),
+        imports = imports.join(", "),
+    )
+}
+
+fn readme(name: &str, sides: Sides) -> String {
+    let lib = name.replace('-', "_");
+    format!(
+        r#"# {name}
+
+A [Weir](https://example.invalid/weir) connector plugin: {describe}.
+
+```sh
+cargo test                                        # the connector's own tests
+cargo build --release                             # target/release/lib{lib}.so
+weir plugins inspect target/release/lib{lib}.so   # what the host checks before loading it
+weir --plugin-dir target/release run pipeline.toml
+```
+
+`pipeline.toml` runs it with a bundled connector of weir's (found next to the `weir`
+executable, or built in). The connector is `src/lib.rs`: its `Config` is the `config`
+table of its `[[connector]]`; a panic or an error in it is reported by the host, which
+keeps running. See the weir-sdk docs (`cargo doc --open -p weir-sdk`) for the lifecycle
+and what an ack means.
+"#,
+        describe = sides.describe(),
+    )
+}
+
+fn pipeline(name: &str, sides: Sides) -> String {
+    match sides {
+        Sides::Source => format!(
+            r#"# {name} -> stdout (bundled with weir).
+[[connector]]
+id = "{name}"
+plugin = "{name}"
+codec = "string"
+config = {{ message = "hello", count = 10 }}
+
+[[connector]]
+id = "print"
+plugin = "stdout"
+codec = "string"
+
+[[binding]]
+from = "{name}"
+to = ["print"]
+"#
+        ),
+        Sides::Sink => format!(
+            r#"# metronome (bundled with weir) -> {name}: ten ticks, 100 ms apart.
+[[connector]]
+id = "ticks"
+plugin = "metronome"
+codec = "json"
+config = {{ interval_ms = 100, count = 10 }}
+
+[[connector]]
+id = "{name}"
+plugin = "{name}"
+codec = "json"
+
+[[binding]]
+from = "ticks"
+to = ["{name}"]
+"#
+        ),
+        Sides::Both => format!(
+            r#"# {name} as a source, into {name} as a sink (a second instance).
+[[connector]]
+id = "from"
+plugin = "{name}"
+codec = "string"
+config = {{ count = 10 }}
+
+[[connector]]
+id = "to"
+plugin = "{name}"
+codec = "string"
+
+[[binding]]
+from = "from"
+to = ["to"]
+"#
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_and_become_type_names() {
+        assert!(check_name("my-source").is_ok());
+        assert!(check_name("kafka2").is_ok());
+        for bad in ["", "My", "2go", "a b", "a/b", "fn", "std", "ünï"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(type_name("my-source"), "MySource");
+        assert_eq!(type_name("redis_streams2"), "RedisStreams2");
+    }
+}

@@ -1,0 +1,111 @@
+//! `weir new plugin`: what it creates builds, passes its own tests, loads, and runs its
+//! pipeline file, without edits; and bad names or occupied directories are refused.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use weir_tests::{example_plugin, target_dir, temp_dir};
+
+fn weir(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("WEIR_PLUGIN_PATH")
+        .output()
+        .expect("weir runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `cargo ARGS` in the generated crate, offline (CI fetched every crate the sdk needs),
+/// with a target directory shared by the crates of this test.
+fn cargo(crate_dir: &Path, args: &[&str]) {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(args)
+        .arg("--offline")
+        .current_dir(crate_dir)
+        .env("CARGO_TARGET_DIR", target_dir().join("weir-new-plugin"))
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo {args:?} in {}:\n{}",
+        crate_dir.display(),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_new_plugin_of_each_kind_builds_passes_its_tests_loads_and_runs() {
+    let dir = temp_dir("new-plugin");
+    // The bundled connectors the pipeline files use, as plugin files.
+    let bundled = example_plugin("stdout").parent().unwrap().to_owned();
+    example_plugin("metronome");
+    let built = target_dir().join("weir-new-plugin/release");
+    for (flag, name, kind) in [
+        ("--source", "my-source", "connector (source)"),
+        ("--sink", "my-sink", "connector (sink)"),
+        ("--both", "both_ways2", "connector (source+sink)"),
+    ] {
+        let out = weir(&dir, &["new", "plugin", name, flag]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let crate_dir = dir.join(name);
+        assert!(text(&out.stdout).contains("cargo build --release"));
+        for file in ["Cargo.toml", "src/lib.rs", "README.md", "pipeline.toml"] {
+            assert!(crate_dir.join(file).is_file(), "{name}: no {file}");
+        }
+        cargo(&crate_dir, &["test", "--quiet"]);
+        cargo(&crate_dir, &["build", "--release", "--quiet"]);
+        let library = built.join(format!("lib{}.so", name.replace('-', "_")));
+        let out = weir(&dir, &["plugins", "inspect", library.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let said = text(&out.stdout);
+        assert!(said.contains(&format!("name:       {name}")), "{said}");
+        assert!(said.contains(kind), "{said}");
+        // Its pipeline runs to its end with the bundled connectors.
+        let out = weir(
+            &crate_dir,
+            &[
+                "--plugin-dir",
+                built.to_str().unwrap(),
+                "--plugin-dir",
+                bundled.to_str().unwrap(),
+                "run",
+                "pipeline.toml",
+                "--no-admin-socket",
+            ],
+        );
+        let log = text(&out.stderr);
+        assert!(out.status.success(), "{name}: {log}");
+        assert!(log.contains("acks=10"), "{name}: {log}");
+    }
+}
+
+#[test]
+fn bad_names_and_occupied_directories_are_refused() {
+    let dir = temp_dir("new-plugin-refused");
+    for bad in ["My-Plugin", "2fast", "fn", "a/b", ""] {
+        let out = weir(&dir, &["new", "plugin", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("cannot name a plugin"), "{bad}");
+    }
+    std::fs::create_dir_all(dir.join("taken")).unwrap();
+    std::fs::write(dir.join("taken/keep.txt"), "mine").unwrap();
+    let out = weir(&dir, &["new", "plugin", "fresh", "--path", "taken"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("exists and is not empty"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("taken/keep.txt")).unwrap(),
+        "mine"
+    );
+    // An empty directory is fine.
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    let out = weir(
+        &dir,
+        &["new", "plugin", "fresh", "--sink", "--path", "empty"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.join("empty/src/lib.rs").is_file());
+}
