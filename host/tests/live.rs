@@ -192,6 +192,26 @@ fn weir_plugins_reload_finds_a_version_loaded_by_command_from_off_the_plugin_pat
 }
 
 #[test]
+fn a_version_loaded_by_command_then_unloaded_stays_unloaded_through_rescans() {
+    let run = CounterRun::start("run-load-unload", 3000, "", &[]);
+    let elsewhere = run.dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let file = elsewhere.join("libcounter_v2.so");
+    std::fs::copy(fixture_plugin("counter-v2"), &file).unwrap();
+    run.admin_ok(&["plugins", "load", file.to_str().unwrap()]);
+    let said = run.admin_ok(&["plugins", "unload", "counter@0.2.0"]);
+    assert!(said.contains("0.2.0"), "{said}");
+    // A reload scans again: 0.2.0 does not come back, the connector stays on 0.1.0.
+    let said = run.admin_ok(&["plugins", "reload", "counter"]);
+    assert!(!said.contains("0.2.0"), "{said}");
+    let status: serde_json::Value =
+        serde_json::from_str(&run.admin_ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["connectors"][0]["version"], "0.1.0", "{status}");
+    let (exit, _, stderr) = run.running.finish();
+    assert_eq!(exit.code(), Some(0), "{stderr}");
+}
+
+#[test]
 fn weir_apply_replaces_a_changed_connector_without_losing_an_event() {
     let run = CounterRun::start("run-apply-replace", 3000, "", &[]);
     std::fs::copy(

@@ -2,17 +2,40 @@
 //! pipeline file, without edits; and bad names or occupied directories are refused.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use weir_tests::{example_plugin, target_dir, temp_dir};
+use weir_tests::{example_plugin, target_dir, temp_dir, workspace_root};
+
+/// Runs `command` to its end, killing it (and failing) if it takes longer than `secs`.
+fn run(mut command: Command, secs: u64) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the command");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().expect("waiting").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("reaping");
+            panic!(
+                "{command:?} took longer than {secs} s:\n{}",
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("reading its output")
+}
 
 fn weir(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
         .args(args)
         .current_dir(dir)
-        .env_remove("WEIR_PLUGIN_PATH")
-        .output()
-        .expect("weir runs")
+        .env_remove("WEIR_PLUGIN_PATH");
+    run(command, 60)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -20,21 +43,22 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// `cargo ARGS` in the generated crate, offline (CI fetched every crate the sdk needs),
-/// with a target directory shared by the crates of this test.
+/// with a target directory shared by the crates of this test. It must not warn.
 fn cargo(crate_dir: &Path, args: &[&str]) {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    command
         .args(args)
         .arg("--offline")
         .current_dir(crate_dir)
-        .env("CARGO_TARGET_DIR", target_dir().join("weir-new-plugin"))
-        .output()
-        .expect("cargo runs");
+        .env("CARGO_TARGET_DIR", target_dir().join("weir-new-plugin"));
+    let out = run(command, 900);
+    let log = text(&out.stderr);
     assert!(
         out.status.success(),
-        "cargo {args:?} in {}:\n{}",
-        crate_dir.display(),
-        text(&out.stderr)
+        "cargo {args:?} in {}:\n{log}",
+        crate_dir.display()
     );
+    assert!(!log.contains("warning:"), "cargo {args:?} warned:\n{log}");
 }
 
 #[test]
@@ -46,8 +70,9 @@ fn a_new_plugin_of_each_kind_builds_passes_its_tests_loads_and_runs() {
     let built = target_dir().join("weir-new-plugin/release");
     for (flag, name, kind) in [
         ("--source", "my-source", "connector (source)"),
-        ("--sink", "my-sink", "connector (sink)"),
-        ("--both", "both_ways2", "connector (source+sink)"),
+        // Names of types the template uses: the connector type is never one of them.
+        ("--sink", "option", "connector (sink)"),
+        ("--both", "config", "connector (source+sink)"),
     ] {
         let out = weir(&dir, &["new", "plugin", name, flag]);
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -56,7 +81,14 @@ fn a_new_plugin_of_each_kind_builds_passes_its_tests_loads_and_runs() {
         for file in ["Cargo.toml", "src/lib.rs", "README.md", "pipeline.toml"] {
             assert!(crate_dir.join(file).is_file(), "{name}: no {file}");
         }
-        cargo(&crate_dir, &["test", "--quiet"]);
+        // The workspace's versions of the sdk's dependencies (all fetched), not whatever
+        // else the offline cache holds.
+        std::fs::copy(
+            workspace_root().join("Cargo.lock"),
+            crate_dir.join("Cargo.lock"),
+        )
+        .unwrap();
+        cargo(&crate_dir, &["test", "--release", "--quiet"]);
         cargo(&crate_dir, &["build", "--release", "--quiet"]);
         let library = built.join(format!("lib{}.so", name.replace('-', "_")));
         let out = weir(&dir, &["plugins", "inspect", library.to_str().unwrap()]);
@@ -86,11 +118,25 @@ fn a_new_plugin_of_each_kind_builds_passes_its_tests_loads_and_runs() {
 #[test]
 fn bad_names_and_occupied_directories_are_refused() {
     let dir = temp_dir("new-plugin-refused");
-    for bad in ["My-Plugin", "2fast", "fn", "a/b", ""] {
+    for (bad, why) in [
+        ("My-Plugin", "use lowercase letters"),
+        ("2fast", "use lowercase letters"),
+        ("a/b", "use lowercase letters"),
+        ("fn", "a Rust keyword"),
+        ("alloc", "a standard crate's name"),
+        ("stdout", "a connector bundled with weir"),
+        ("", "a plugin needs a name"),
+    ] {
         let out = weir(&dir, &["new", "plugin", bad]);
-        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
-        assert!(text(&out.stderr).contains("cannot name a plugin"), "{bad}");
+        let said = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {said}");
+        assert!(said.contains(why), "{bad}: {said}");
     }
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing was created"
+    );
     std::fs::create_dir_all(dir.join("taken")).unwrap();
     std::fs::write(dir.join("taken/keep.txt"), "mine").unwrap();
     let out = weir(&dir, &["new", "plugin", "fresh", "--path", "taken"]);

@@ -32,21 +32,23 @@ struct State {
     references: BTreeMap<String, String>,
     /// The running pipeline's `plugin_path` (read at start only).
     pipeline_path: Vec<PathBuf>,
-    /// Files loaded with `weir plugins load` (not necessarily on the plugin path): every
-    /// rescan loads them again, so that a reload or an apply still finds them.
-    loaded: Vec<PathBuf>,
+    /// Plugins loaded with `weir plugins load` (not necessarily from the plugin path): every
+    /// rescan adds them again, as they were loaded, so that a reload or an apply still
+    /// finds them (even if their file changed or went since).
+    loaded: Vec<Plugin>,
 }
 
 impl State {
-    /// What a rescan finds: the plugin path, then the files loaded by command that are not
-    /// on it. Blocking: run it off the runtime's thread.
+    /// What a rescan finds: the plugin path, then the plugins loaded by command from files
+    /// not on it. Blocking: run it off the runtime's thread.
     fn rescanner(&self) -> impl FnOnce() -> PluginRepository + Send + 'static {
         let (path, images, loaded) = (self.path.clone(), self.images.clone(), self.loaded.clone());
         move || {
             let mut repository = PluginRepository::scan_copies(&path, &images);
-            for file in loaded {
-                if repository.file(&file).is_none() {
-                    repository.add_file(file);
+            for plugin in loaded {
+                // A file on the path was loaded again by the scan itself.
+                if repository.file(&plugin.info().path).is_none() {
+                    repository.add(plugin);
                 }
             }
             repository
@@ -253,9 +255,11 @@ impl Admin {
 
     async fn load(&self, file: String) -> Response {
         let mut state = self.state.lock().await;
-        let path = PathBuf::from(&file);
-        let loaded = state.repository.add_file(path.clone());
-        let usable = matches!(loaded.status, FileStatus::Ok | FileStatus::Shadowed { .. });
+        let loaded = state.repository.add_file(PathBuf::from(&file));
+        let keep = match (&loaded.status, &loaded.plugin) {
+            (FileStatus::Ok, Some(plugin)) => Some(plugin.clone()),
+            _ => None,
+        };
         let response = match (&loaded.status, &loaded.plugin) {
             (FileStatus::Ok, Some(plugin)) => Response::ok(plugin_json(plugin.info())),
             (FileStatus::Shadowed { by }, Some(plugin)) => Response::ok(json!({
@@ -269,8 +273,12 @@ impl Admin {
                 format!("{file}: {}", status.describe()),
             ),
         };
-        if usable && !state.loaded.contains(&path) {
-            state.loaded.push(path);
+        // Kept for rescans: what is usable now (a shadowed copy is not, and is not kept).
+        if let Some(plugin) = keep {
+            state.loaded.retain(|p| {
+                p.info().path != plugin.info().path || p.info().version != plugin.info().version
+            });
+            state.loaded.push(plugin);
         }
         response
     }
@@ -282,6 +290,8 @@ impl Admin {
                 format!("`{reference}`: name the version to unload, as NAME@VERSION"),
             );
         };
+        // Locked before looking at what runs: an apply cannot start a user in between.
+        let mut state = self.state.lock().await;
         let Some(statuses) = self.controller.status().await else {
             return Response::error(ErrorKind::NotRunning, "the pipeline has stopped");
         };
@@ -299,12 +309,14 @@ impl Admin {
                 ),
             );
         }
-        let mut state = self.state.lock().await;
         match state.repository.remove(name, version) {
             Some(plugin) => {
-                // Unloaded for good: a rescan does not bring a file loaded by command back.
-                state.loaded.retain(|f| *f != plugin.info().path);
-                Response::ok(plugin_json(plugin.info()))
+                // Unloaded for good: a rescan does not bring back what was loaded by command.
+                let info = plugin.info();
+                state
+                    .loaded
+                    .retain(|p| p.name() != info.name || p.info().version != info.version);
+                Response::ok(plugin_json(info))
             }
             None => Response::error(
                 ErrorKind::UnknownPlugin,

@@ -152,8 +152,9 @@ enum NewCommand {
     /// Cargo.toml, the connector with a typed config (src/lib.rs) and its unit tests, a
     /// README, and a pipeline file that runs it with a bundled connector.
     ///
-    /// Run from a weir checkout, the crate depends on that checkout's weir-sdk by path;
-    /// otherwise on the weir-sdk version of this weir.
+    /// When this weir was built from a checkout that is still there, the crate depends on
+    /// that checkout's weir-sdk by path (pinned to this weir's sdk version); otherwise on
+    /// the weir-sdk version of this weir.
     Plugin {
         /// The plugin's (and the crate's) name: lowercase letters, digits, `-` and `_`.
         #[arg(value_name = "NAME")]

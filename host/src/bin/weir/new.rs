@@ -33,13 +33,31 @@ impl Sides {
 const KEYWORDS: &[&str] = &[
     "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
     "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut",
-    "pub", "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type",
-    "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "macro",
-    "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+    "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe",
+    "use", "where", "while", "abstract", "become", "box", "do", "final", "macro", "override",
+    "priv", "try", "typeof", "unsized", "virtual", "yield",
+];
+
+/// Crates every Rust crate can name, which a crate of that name would shadow.
+const STANDARD_CRATES: &[&str] = &["std", "core", "alloc", "proc_macro", "test"];
+
+/// The connectors bundled with weir: a plugin of one of these names would shadow it (and
+/// the generated pipeline file uses two of them).
+const BUNDLED: &[&str] = &[
+    "blackhole",
+    "blaster",
+    "cb",
+    "file",
+    "metronome",
+    "stdout",
+    "tcp",
 ];
 
 /// Why `name` cannot be a plugin's (and its crate's) name, if it cannot.
 fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a plugin needs a name (for example `my-source`)".to_owned());
+    }
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name
             .chars()
@@ -51,17 +69,25 @@ fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     let ident = name.replace('-', "_");
-    if KEYWORDS.contains(&ident.as_str()) || ident == "test" || ident == "core" || ident == "std" {
+    if KEYWORDS.contains(&ident.as_str()) || STANDARD_CRATES.contains(&ident.as_str()) {
         return Err(format!(
             "`{name}` cannot name a plugin: it is a Rust keyword or a standard crate's name"
+        ));
+    }
+    if BUNDLED.contains(&name) {
+        return Err(format!(
+            "`{name}` cannot name a plugin: a connector bundled with weir has that name, \
+             and the plugin would shadow it"
         ));
     }
     Ok(())
 }
 
-/// `MyThing` for `my-thing`.
+/// `MyThingConnector` for `my-thing`: the suffix keeps the type clear of every name the
+/// template uses (`Config`, `Event`, `String`, ...), whatever the plugin's name.
 fn type_name(name: &str) -> String {
-    name.split(['-', '_'])
+    let stem: String = name
+        .split(['-', '_'])
         .filter(|part| !part.is_empty())
         .map(|part| {
             let mut chars = part.chars();
@@ -69,19 +95,29 @@ fn type_name(name: &str) -> String {
                 first.to_ascii_uppercase().to_string() + chars.as_str()
             })
         })
-        .collect()
+        .collect();
+    stem + "Connector"
 }
 
-/// How the new crate depends on the sdk: by path when this weir was built from a checkout
-/// that is still there, by version otherwise.
+/// How the new crate depends on the sdk: by path (pinned to this weir's sdk version) when
+/// this weir was built from a checkout that is still there, by version otherwise.
 fn sdk_dependency() -> String {
+    let version = weir_sdk::builtin::SDK_VERSION;
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
-    match sdk.join("Cargo.toml").is_file().then(|| sdk.canonicalize()) {
-        Some(Ok(sdk)) => {
-            let path = sdk.display().to_string();
-            format!("weir-sdk = {{ path = {} }}", toml::Value::String(path))
-        }
-        _ => format!("weir-sdk = \"{}\"", weir_sdk::builtin::SDK_VERSION),
+    let checkout = sdk
+        .join("Cargo.toml")
+        .is_file()
+        .then(|| sdk.canonicalize().ok())
+        .flatten()
+        .and_then(|sdk| sdk.to_str().map(str::to_owned));
+    match checkout {
+        // With the version: a checkout that moved on to another sdk fails the build, rather
+        // than making a plugin this weir refuses.
+        Some(path) => format!(
+            "weir-sdk = {{ path = {}, version = \"={version}\" }}",
+            toml::Value::String(path)
+        ),
+        None => format!("weir-sdk = \"{version}\""),
     }
 }
 
@@ -92,7 +128,7 @@ pub(crate) fn plugin(name: &str, sides: Sides, path: Option<&Path>) -> ExitCode 
         return ExitCode::from(2);
     }
     let dir = path.map_or_else(|| PathBuf::from(name), Path::to_owned);
-    match std::fs::read_dir(&dir) {
+    let created = match std::fs::read_dir(&dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
                 eprintln!(
@@ -101,16 +137,26 @@ pub(crate) fn plugin(name: &str, sides: Sides, path: Option<&Path>) -> ExitCode 
                 );
                 return ExitCode::FAILURE;
             }
+            false
         }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if let Err(error) = std::fs::create_dir_all(&dir) {
+                eprintln!("error: cannot create {}: {error}", dir.display());
+                return ExitCode::FAILURE;
+            }
+            true
+        }
         Err(error) => {
-            eprintln!("error: cannot use {}: {error}", dir.display());
+            eprintln!(
+                "error: cannot use {} as a directory: {error}",
+                dir.display()
+            );
             return ExitCode::FAILURE;
         }
-    }
+    };
     let files = [
         ("Cargo.toml", cargo_toml(name)),
-        (".gitignore", "/target\n/Cargo.lock\n".to_owned()),
+        (".gitignore", "/target\n".to_owned()),
         ("src/lib.rs", lib_rs(name, sides)),
         ("README.md", readme(name, sides)),
         ("pipeline.toml", pipeline(name, sides)),
@@ -123,17 +169,18 @@ pub(crate) fn plugin(name: &str, sides: Sides, path: Option<&Path>) -> ExitCode 
             .and_then(|()| std::fs::write(&path, text));
         if let Err(error) = written {
             eprintln!("error: cannot write {}: {error}", path.display());
+            // No half-made crate left behind (the directory was new, or empty).
+            if created {
+                let _ = std::fs::remove_dir_all(&dir);
+            } else {
+                for (file, _) in &files {
+                    let _ = std::fs::remove_file(dir.join(file));
+                }
+                let _ = std::fs::remove_dir(dir.join("src"));
+            }
             return ExitCode::FAILURE;
         }
     }
-    // Laid out as `cargo fmt` would (the template's lines depend on the sides): with the
-    // toolchain's rustfmt, when there is one; the crate is the same without.
-    let _ = std::process::Command::new("rustfmt")
-        .args(["--edition", "2024"])
-        .arg(dir.join("src/lib.rs"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
     let library = format!("lib{}.so", name.replace('-', "_"));
     println!(
         "created {}: plugin `{name}`, {}\n\nnext:\n  cd {}\n  cargo test\n  cargo build --release\n  \
@@ -180,7 +227,7 @@ fn lib_rs(name: &str, sides: Sides) -> String {
         "connector_plugin",
     ];
     if sides.is_source() {
-        imports.extend(["PullStatus", "SourceBatch"]);
+        imports.extend(["EventId", "PullStatus", "SourceBatch"]);
     }
     if sides.is_sink() {
         imports.extend(["Event", "SinkContext", "SinkReply"]);
@@ -217,6 +264,17 @@ fn lib_rs(name: &str, sides: Sides) -> String {
             PullStatus::Ready
         })
     }
+
+    fn on_ack(&mut self, _ctx: &ConnectorContext, _id: EventId) -> Result<()> {
+        // Every sink the event went to delivered it: a source that must not lose events
+        // (a queue, a file offset) commits it here.
+        Ok(())
+    }
+
+    fn on_fail(&mut self, _ctx: &ConnectorContext, _id: EventId) -> Result<()> {
+        // Not delivered: a source that can send it again does so (this one does not).
+        Ok(())
+    }
 "#,
         );
         tests.push_str(&format!(
@@ -240,17 +298,20 @@ fn lib_rs(name: &str, sides: Sides) -> String {
     pub fail_on: Option<String>,
 "#,
         );
-        fields.push_str("    /// Events received so far.\n    received: u64,\n");
-        init.push_str("            received: 0,\n");
         methods.push_str(
             r#"
     fn on_event(&mut self, ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
-        self.received += 1;
         if self.config.fail_on.as_deref().map(str::as_bytes) == Some(event.bytes) {
             return Ok(SinkReply::Fail);
         }
         weir_sdk::tracing::debug!(connector = ctx.id(), bytes = event.bytes.len(), "received");
         Ok(SinkReply::Ack)
+    }
+
+    fn on_batch_end(&mut self, _ctx: &mut SinkContext<'_>) -> Result<()> {
+        // After each batch, before the host reads the replies: a sink that buffers makes
+        // its writes durable here, so that its acks mean what they promise.
+        Ok(())
     }
 "#,
         );
@@ -263,8 +324,14 @@ fn lib_rs(name: &str, sides: Sides) -> String {
         let mut sink = {ty}::new(config, &ctx).unwrap();
         let mut circuit = None;
         let mut reply = |bytes: &[u8]| {{
-            let event = Event {{ bytes, id: weir_sdk::EventId {{ stream: 0, pull: 0 }}, ingest_ns: 0, meta: b"" }};
-            sink.on_event(&mut SinkContext::new(&ctx, &mut circuit), event).unwrap()
+            let event = Event {{
+                bytes,
+                id: weir_sdk::EventId {{ stream: 0, pull: 0 }},
+                ingest_ns: 0,
+                meta: b"",
+            }};
+            sink.on_event(&mut SinkContext::new(&ctx, &mut circuit), event)
+                .unwrap()
         }};
         assert_eq!(reply(b"good"), SinkReply::Ack);
         assert_eq!(reply(b"bad"), SinkReply::Fail);
@@ -285,7 +352,7 @@ fn lib_rs(name: &str, sides: Sides) -> String {
 
 #![forbid(unsafe_code)]
 
-use weir_sdk::{{{imports}}};
+{imports}
 
 /// The connector's settings: the `config` table of its `[[connector]]` in a pipeline file.
 #[derive(Debug, serde::Deserialize)]
@@ -304,9 +371,7 @@ impl Connector for {ty} {{
     type Config = Config;
 
     fn new(config: Config, _ctx: &ConnectorContext) -> Result<Self> {{
-        Ok(Self {{
-            config,
-{init}        }})
+{construct}
     }}
 {methods}}}
 
@@ -317,8 +382,37 @@ mod tests {{
 "#,
         describe = sides.describe(),
         lib = name.replace('-', "_"),
-        imports = imports.join(", "),
+        imports = use_list(&imports),
+        construct = if init.is_empty() {
+            "        Ok(Self { config })".to_owned()
+        } else {
+            format!("        Ok(Self {{\n            config,\n{init}        }})")
+        },
     )
+}
+
+/// `use weir_sdk::{...};` laid out as rustfmt lays it out: on one line if it fits in 100
+/// columns, else the names filled into indented lines.
+fn use_list(names: &[&str]) -> String {
+    let line = format!("use weir_sdk::{{{}}};", names.join(", "));
+    if line.len() <= 100 {
+        return line;
+    }
+    let mut text = "use weir_sdk::{\n".to_owned();
+    let mut current = String::from("   ");
+    for name in names {
+        if current.len() + 1 + name.len() + 1 > 100 {
+            text.push_str(current.trim_end());
+            text.push('\n');
+            current = String::from("   ");
+        }
+        current.push(' ');
+        current.push_str(name);
+        current.push(',');
+    }
+    text.push_str(&current);
+    text.push_str("\n};");
+    text
 }
 
 fn readme(name: &str, sides: Sides) -> String {
@@ -326,7 +420,7 @@ fn readme(name: &str, sides: Sides) -> String {
     format!(
         r#"# {name}
 
-A [Weir](https://example.invalid/weir) connector plugin: {describe}.
+A [Weir]({repository}) connector plugin: {describe}.
 
 ```sh
 cargo test                                        # the connector's own tests
@@ -342,6 +436,7 @@ keeps running. See the weir-sdk docs (`cargo doc --open -p weir-sdk`) for the li
 and what an ack means.
 "#,
         describe = sides.describe(),
+        repository = env!("CARGO_PKG_REPOSITORY"),
     )
 }
 
@@ -412,10 +507,14 @@ mod tests {
     fn names_are_checked_and_become_type_names() {
         assert!(check_name("my-source").is_ok());
         assert!(check_name("kafka2").is_ok());
-        for bad in ["", "My", "2go", "a b", "a/b", "fn", "std", "ünï"] {
+        for bad in ["", "My", "2go", "a b", "a/b", "fn", "std", "alloc", "ünï"] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
-        assert_eq!(type_name("my-source"), "MySource");
-        assert_eq!(type_name("redis_streams2"), "RedisStreams2");
+        assert_eq!(type_name("my-source"), "MySourceConnector");
+        assert_eq!(type_name("redis_streams2"), "RedisStreams2Connector");
+        assert_eq!(type_name("config"), "ConfigConnector");
+        for bundled in BUNDLED {
+            assert!(check_name(bundled).is_err(), "{bundled}");
+        }
     }
 }
