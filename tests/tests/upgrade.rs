@@ -33,9 +33,12 @@ fn pipeline(output: &Path, count: u64, interval_ms: u64, sink: &str) -> Pipeline
     Pipeline::resolve(spec, &repository).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The numbers written so far, with their version: whole lines only (the file may end in
+/// the part of a line a write has copied so far).
 fn versions(output: &Path) -> Vec<(u64, String)> {
-    std::fs::read_to_string(output)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(output).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+    whole
         .lines()
         .map(|line| {
             let value: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -197,10 +197,13 @@ pub(crate) fn admin(socket: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// The numbers a counter wrote, per version.
+/// The numbers a counter wrote, per version. Only whole lines count: read while the sink
+/// writes, the file may end in the part of a line a write has copied so far.
 pub(crate) fn counted(output: &Path) -> BTreeMap<String, Vec<u64>> {
     let mut by_version: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for line in std::fs::read_to_string(output).unwrap_or_default().lines() {
+    let text = std::fs::read_to_string(output).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+    for line in whole.lines() {
         let value: serde_json::Value = serde_json::from_str(line).unwrap();
         by_version
             .entry(value["version"].as_str().unwrap().to_owned())
