@@ -124,3 +124,57 @@ pub(crate) const SINK_ONLY_METHODS: &[&str] = &["on_tick", "on_batch_end"];
 pub(crate) fn name(method: &ImplItemFn) -> &Ident {
     &method.sig.ident
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CONNECTOR_METHODS;
+
+    /// The functions of `trait Connector` (or of `impl Connector for ...`) in a source file.
+    fn connector_fns(path: &str) -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file = syn::parse_file(&text).unwrap();
+        let mut names = Vec::new();
+        for item in file.items {
+            match item {
+                syn::Item::Trait(t) if t.ident == "Connector" => {
+                    for item in t.items {
+                        if let syn::TraitItem::Fn(f) = item {
+                            names.push(f.sig.ident.to_string());
+                        }
+                    }
+                }
+                syn::Item::Impl(i)
+                    if i.trait_
+                        .as_ref()
+                        .is_some_and(|(_, p, _)| p.is_ident("Connector")) =>
+                {
+                    for item in i.items {
+                        if let syn::ImplItem::Fn(f) = item {
+                            names.push(f.sig.ident.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_method_list_is_the_traits_and_the_every_method_test_has_them_all() {
+        let mut known: Vec<String> = CONNECTOR_METHODS.iter().map(|m| (*m).to_owned()).collect();
+        known.sort();
+        assert_eq!(
+            connector_fns("../sdk/src/connector.rs"),
+            known,
+            "CONNECTOR_METHODS must list the methods of `weir_sdk::Connector`"
+        );
+        assert_eq!(
+            connector_fns("../ui-tests/tests/pass/source-and-sink-with-every-method.rs"),
+            known,
+            "the pass test with every method must define each of them"
+        );
+    }
+}
