@@ -41,6 +41,8 @@
 //! examples do) use `#![forbid(unsafe_code)]`.
 //!
 //! # Guides
+//! - [`docs::guide`]: the plugin author's guide: the lifecycle, sources, sinks, config,
+//!   logging, testing, performance, troubleshooting.
 //! - [`docs::abi_evolution`]: what the ABI version means and how the ABI may change.
 //! - [`docs::safety`]: what the host checks at load time and what a plugin must not do.
 //! - [`abi`]: the frozen C types themselves.
