@@ -229,7 +229,7 @@
 //! ```
 //!
 //! Through the host, test with real runs: `weir check pipeline.toml`, then `weir run`
-//! (`RUST_LOG=debug` shows each call's outcome).
+//! (`RUST_LOG=debug` shows more of what the host does with it).
 //!
 //! ## Performance
 //!
