@@ -255,32 +255,46 @@ impl Admin {
 
     async fn load(&self, file: String) -> Response {
         let mut state = self.state.lock().await;
-        let loaded = state.repository.add_file(PathBuf::from(&file));
-        let keep = match (&loaded.status, &loaded.plugin) {
-            (FileStatus::Ok, Some(plugin)) => Some(plugin.clone()),
-            _ => None,
+        // Off the runtime's thread: loading runs plugin code (library constructors), which
+        // must not stall the pipeline's shutdown or the other requests.
+        let (path, images) = (PathBuf::from(&file), state.images.clone());
+        let loaded = tokio::task::spawn_blocking(move || Plugin::load_copy(&path, &images)).await;
+        let plugin = match loaded {
+            Ok(Ok(plugin)) => plugin,
+            Ok(Err(error)) => {
+                let status = if error.is_not_a_plugin() {
+                    FileStatus::NotAPlugin(error)
+                } else {
+                    FileStatus::Incompatible(error)
+                };
+                return Response::error(
+                    ErrorKind::LoadFailed,
+                    format!("{file}: {}", status.describe()),
+                );
+            }
+            Err(error) => {
+                return Response::error(
+                    ErrorKind::LoadFailed,
+                    format!("{file}: loading failed: {error}"),
+                );
+            }
         };
-        let response = match (&loaded.status, &loaded.plugin) {
-            (FileStatus::Ok, Some(plugin)) => Response::ok(plugin_json(plugin.info())),
-            (FileStatus::Shadowed { by }, Some(plugin)) => Response::ok(json!({
+        match state.repository.add(plugin.clone()) {
+            FileStatus::Shadowed { by } => Response::ok(json!({
                 "plugin": plugin.name(),
                 "version": plugin.info().version,
                 "file": file,
                 "shadowed_by": by,
             })),
-            (status, _) => Response::error(
-                ErrorKind::LoadFailed,
-                format!("{file}: {}", status.describe()),
-            ),
-        };
-        // Kept for rescans: what is usable now (a shadowed copy is not, and is not kept).
-        if let Some(plugin) = keep {
-            state.loaded.retain(|p| {
-                p.info().path != plugin.info().path || p.info().version != plugin.info().version
-            });
-            state.loaded.push(plugin);
+            _ => {
+                // Kept for rescans (a shadowed copy is not usable, and is not kept).
+                state.loaded.retain(|p| {
+                    p.info().path != plugin.info().path || p.info().version != plugin.info().version
+                });
+                state.loaded.push(plugin.clone());
+                Response::ok(plugin_json(plugin.info()))
+            }
         }
-        response
     }
 
     async fn unload(&self, reference: &str) -> Response {
