@@ -217,14 +217,16 @@ enum PluginsCommand {
         #[arg(value_name = "NAME")]
         plugin: String,
     },
-    /// Load and validate plugin files, and print what each says about itself.
+    /// Load and validate plugin files, and print what each says about itself (or, for the
+    /// name of a connector built into this weir, what it is).
     ///
     /// Each file goes through every load-time check (ELF symbol table, metadata, ABI version,
     /// layout fingerprint, panic strategy, pointers). Exits 0 when every file loads; otherwise
     /// prints one line `FILE: reason` per rejected file on standard error and exits 1.
     Inspect {
-        /// Plugin files (shared libraries, e.g. target/debug/libmetronome.so).
-        #[arg(required = true, value_name = "FILE")]
+        /// Plugin files (shared libraries, e.g. target/debug/libmetronome.so), or names of
+        /// built-ins.
+        #[arg(required = true, value_name = "FILE|BUILTIN")]
         files: Vec<PathBuf>,
     },
 }

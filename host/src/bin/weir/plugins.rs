@@ -188,8 +188,27 @@ pub(crate) fn doctor(finder: &Finder, paths: &[PathBuf]) -> ExitCode {
 /// `weir plugins inspect`.
 pub(crate) fn inspect(files: &[PathBuf]) -> ExitCode {
     let mut rejected = 0;
+    // The built-ins of this weir, for an argument that names one rather than a file.
+    let builtins = PluginRepository::scan(&PluginPath::from_dirs([]));
     for file in files {
         let started = Instant::now();
+        let builtin = file
+            .to_str()
+            .filter(|_| !file.exists())
+            .and_then(|name| builtins.get(name));
+        if let Some(plugin) = builtin {
+            let info = plugin.info();
+            out!("{} (built in)", info.name);
+            out!("  name:       {}", info.name);
+            out!("  kind:       connector ({})", info.capabilities());
+            out!("  version:    {}", info.version);
+            out!(
+                "  abi:        connector {} (linked into this weir)",
+                info.abi
+            );
+            out!("  sdk:        weir-sdk {}", info.sdk_version);
+            continue;
+        }
         match Plugin::load(file) {
             Ok(plugin) => {
                 let elapsed = started.elapsed();
