@@ -34,6 +34,18 @@ pub trait ConnectorPlugin: Connector {
     const CAPABILITIES: Capabilities;
 }
 
+/// The metadata function `#[connector_plugin]` exported for a type, so that a host can
+/// also validate and call a connector linked into its own binary through the C ABI
+/// (`weir_host::Plugin::linked`), as it would the same connector in a plugin file.
+///
+/// # Safety
+/// `METADATA` must be the function the sdk's export macro generated for `Self`. The macro
+/// implements this trait; do not implement it by hand.
+pub unsafe trait Exported {
+    /// The exported metadata function.
+    const METADATA: crate::abi::MetadataFn;
+}
+
 /// A connector type a host runs as a built-in: its name, version and capabilities, and how
 /// to create an instance.
 #[derive(Clone, Copy)]

@@ -292,7 +292,7 @@ fn misbehave(plugin: &Plugin) -> Vec<(&'static str, String)> {
 }
 
 #[test]
-fn calls_into_a_builtin_fail_exactly_as_calls_into_its_plugin_do() {
+fn calls_into_a_builtin_or_a_linked_plugin_fail_exactly_as_calls_into_its_plugin_file_do() {
     let builtin = Plugin::builtin(Builtin::of::<Faulty>());
     let plugin = Plugin::load(fixture_plugin("faulty")).unwrap();
     assert!(builtin.is_builtin() && !plugin.is_builtin());
@@ -308,8 +308,14 @@ fn calls_into_a_builtin_fail_exactly_as_calls_into_its_plugin_do() {
         (builtin.info().is_source, builtin.info().is_sink),
         (false, true)
     );
+    // The same type linked into this test, validated and called through the C ABI.
+    let linked = Plugin::linked::<Faulty>().unwrap();
+    assert!(!linked.is_builtin());
+    assert_eq!(linked.info().path, std::env::current_exe().unwrap());
+    assert_eq!(linked.info().abi, plugin.info().abi);
     let (as_builtin, as_plugin) = (misbehave(&builtin), misbehave(&plugin));
     assert_eq!(as_builtin, as_plugin);
+    assert_eq!(misbehave(&linked), as_plugin);
     // And what they did is what the script asked for.
     let said = |what: &str| {
         as_builtin

@@ -117,7 +117,9 @@ struct LoadedLibrary {
     image: Image,
     /// Set before the first instance is created: from then on the image is never unloaded.
     ran: AtomicBool,
-    library: ManuallyDrop<libloading::os::unix::Library>,
+    /// The `dlopen` handle; `None` for a connector linked into this binary
+    /// ([`Plugin::linked`]), whose image is the binary's own.
+    library: ManuallyDrop<Option<libloading::os::unix::Library>>,
 }
 
 impl Drop for LoadedLibrary {
@@ -190,13 +192,38 @@ impl Plugin {
                 message: e.to_string(),
             })?
         };
-        let inner = validate(file, library, &symbol)?;
+        // SAFETY: the ELF symbol table says the symbol is a function, and the sdk defines it
+        // with the `MetadataFn` signature (frozen across all ABI versions, whatever its name).
+        let metadata: MetadataFn = unsafe { library.get::<MetadataFn>(symbol.name.as_bytes()) }
+            .map(|symbol| *symbol)
+            .map_err(|e| LoadError::Dlopen {
+                file: file.to_owned(),
+                message: e.to_string(),
+            })?;
+        let inner = validate(file, Some(library), metadata, Some(&symbol))?;
         tracing::debug!(
             file = %file.display(),
             plugin = %inner.info.name,
             elapsed_us = started.elapsed().as_micros() as u64,
             "plugin loaded"
         );
+        Ok(Plugin {
+            inner: Arc::new(Origin::Library(inner)),
+        })
+    }
+
+    /// Connector type `T`, linked into this binary, as a plugin: its exported metadata
+    /// function is called and everything it returns is validated exactly as for a plugin
+    /// file (header, ABI version, layout fingerprint, panic strategy, every pointer inside
+    /// this binary's own image), and its instances are called through the C vtable and the
+    /// sdk's trampolines. For tests of a connector through the entry points the host calls,
+    /// without building and loading a `.so`; [`PluginInfo::path`] is this executable.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load), for the checks after `dlopen`.
+    pub fn linked<T: weir_sdk::builtin::Exported>() -> Result<Plugin, LoadError> {
+        let file = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("(this program)"));
+        let inner = validate(&file, None, T::METADATA, None)?;
         Ok(Plugin {
             inner: Arc::new(Origin::Library(inner)),
         })
@@ -295,28 +322,27 @@ fn dlopen_path(file: &Path) -> std::borrow::Cow<'_, Path> {
     }
 }
 
-/// Steps 4 to 9: call the metadata function and check everything it points to.
+/// Steps 4 to 9: call the metadata function and check everything it points to. `library`
+/// and `symbol` are the `dlopen` handle and what the symbol table said of the function,
+/// `None` for a connector linked into this binary.
 fn validate(
     file: &Path,
-    library: libloading::os::unix::Library,
-    symbol: &elf::MetadataSymbol,
+    library: Option<libloading::os::unix::Library>,
+    metadata: MetadataFn,
+    symbol: Option<&elf::MetadataSymbol>,
 ) -> Result<LoadedLibrary, LoadError> {
     let path = || file.to_owned();
-    let symbol_address = symbol.address;
-    // SAFETY: the ELF symbol table says the symbol is a function, and the sdk defines it
-    // with the `MetadataFn` signature (frozen across all ABI versions, whatever its name).
-    let metadata: MetadataFn = unsafe { library.get::<MetadataFn>(symbol.name.as_bytes()) }
-        .map(|symbol| *symbol)
-        .map_err(|e| LoadError::Dlopen {
-            file: path(),
-            message: e.to_string(),
-        })?;
     let metadata_address = metadata as usize;
     let image = Image::containing(metadata_address)
-        .filter(|image| image.bias as u64 + symbol_address == metadata_address as u64)
+        .filter(|image| {
+            symbol.is_none_or(|s| image.bias as u64 + s.address == metadata_address as u64)
+        })
         .ok_or_else(|| LoadError::PointerOutsideImage {
             file: path(),
-            what: format!("`{}`", symbol.name),
+            what: format!(
+                "`{}`",
+                symbol.map_or("the metadata function", |s| s.name.as_str())
+            ),
             address: metadata_address,
             len: 1,
             segment: Access::Execute.name(),
@@ -327,8 +353,10 @@ fn validate(
     };
 
     let mut errors = ErrorCollector::default();
-    // SAFETY: `metadata` is the plugin's metadata function (checked above to be the symbol
-    // of this very file, in an executable segment of its image). The sdk traps panics in it.
+    // SAFETY: `metadata` is the plugin's metadata function: the symbol of this very file
+    // (checked above), or for a linked connector the one `#[connector_plugin]` generated
+    // for its type (the contract of the unsafe trait `Exported`); in an executable segment
+    // of its image. The sdk traps panics in it.
     let header = unsafe { metadata(errors.sink()) };
     if let Some(panic) = errors.take_panic() {
         return Err(LoadError::MetadataPanicked {

@@ -47,6 +47,11 @@ macro_rules! __export_connector {
         ) -> *const $crate::abi::PluginHeader {
             $crate::__metadata_body!($ty, error)
         }
+
+        // SAFETY: `weir_plugin_metadata` above is the function generated for `$ty`.
+        unsafe impl $crate::builtin::Exported for $ty {
+            const METADATA: $crate::abi::MetadataFn = weir_plugin_metadata;
+        }
     };
 }
 
@@ -63,6 +68,11 @@ macro_rules! __export_connector {
             error: $crate::abi::ErrorSink,
         ) -> *const $crate::abi::PluginHeader {
             $crate::__metadata_body!($ty, error)
+        }
+
+        // SAFETY: `weir_plugin_metadata` above is the function generated for `$ty`.
+        unsafe impl $crate::builtin::Exported for $ty {
+            const METADATA: $crate::abi::MetadataFn = weir_plugin_metadata;
         }
     };
 }

@@ -228,8 +228,12 @@
 //! # }
 //! ```
 //!
-//! Through the host, test with real runs: `weir check pipeline.toml`, then `weir run`
-//! (`RUST_LOG=debug` shows more of what the host does with it).
+//! Through the entry points the host calls, without building a `.so`: with `weir-host` as
+//! a dev-dependency, `weir_host::Plugin::linked::<MyConnector>()` validates the connector
+//! linked into the test as the host validates a plugin file, and its instances are called
+//! through the C vtable and the trampolines (`pull` into an `EventBatch`, `sink_batch` with
+//! replies, panics as `CallError::Panicked`). And with real runs: `weir check pipeline.toml`,
+//! then `weir run` (`RUST_LOG=debug` shows more of what the host does with it).
 //!
 //! ## Performance
 //!
