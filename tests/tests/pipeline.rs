@@ -533,13 +533,21 @@ fn a_file_writer_that_replaces_another_appends_and_one_alone_truncates() {
     drop(old);
     write_line(&mut new, b"three\n", 2);
     assert_eq!(read(), "one\ntwo\nthree\n");
-    // Another instance while `new` holds the file (it took the lock when `old` let go):
-    // appends too. Once every writer is gone, the next one truncates again.
+    // Another upgrade while `new` holds the file: appends too, even though `new` has not
+    // written since `old` let go (a writer holds the file from the moment it opens it).
     let mut third = plugin.instantiate_bound("out", &config, sink).unwrap();
     third.connect(0).unwrap();
     assert_eq!(read(), "one\ntwo\nthree\n");
-    drop(third);
     drop(new);
+    let mut fourth = plugin.instantiate_bound("out", &config, sink).unwrap();
+    fourth.connect(0).unwrap();
+    assert_eq!(
+        read(),
+        "one\ntwo\nthree\n",
+        "`third` still has it: no truncation"
+    );
+    drop(fourth);
+    drop(third);
     let mut fresh = plugin.instantiate_bound("out", &config, sink).unwrap();
     fresh.connect(0).unwrap();
     assert_eq!(read(), "");

@@ -17,12 +17,12 @@
 //! is acked and the connector stops for good, so the run ends non-zero. A missing or
 //! unreadable input file is a permanent error too: it is not retried.
 //!
-//! **Write mode and upgrades**: a writer holds an exclusive lock (`flock`) on its file for as
-//! long as it has it open. `mode = "write"` truncates the file when it opens it, unless
-//! another writer holds the lock: the instance it replaces during an upgrade (`weir plugins
-//! reload`, `weir apply`, a watched plugin directory), or another weir. Then it appends
-//! instead, so an upgrade loses none of what the old instance wrote, and takes the lock
-//! once the other writer lets go of it.
+//! **Write mode and upgrades**: every writer holds a shared lock (`flock`) on its file for as
+//! long as it has it open. `mode = "write"` truncates the file when it opens it only if it
+//! can lock it exclusively, that is when no other writer has it open: not while the
+//! instance it replaces during an upgrade (`weir plugins reload`, `weir apply`, a watched
+//! plugin directory), or another weir, still writes to it. Then it appends instead, so an
+//! upgrade loses none of what the old instance wrote, however many upgrades follow.
 //!
 //! ```toml
 //! [connector.config]
@@ -73,6 +73,10 @@ pub struct Config {
 /// The largest `chunk_size`: one read buffer of this size per connector.
 const MAX_CHUNK_SIZE: usize = 64 << 20;
 
+/// Bytes read in one pull, at most (or one chunk, if larger): a pull of 64 chunks of 64 MiB
+/// would hold 4 GiB before the host could look at it.
+const PULL_BYTES: usize = 1 << 20;
+
 fn default_chunk_size() -> usize {
     64 * 1024
 }
@@ -112,11 +116,8 @@ impl Mode {
 enum Handle {
     Closed,
     Reader(File),
-    /// Writing; `locked` once this writer holds the file's lock (see the crate docs).
-    Writer {
-        file: File,
-        locked: bool,
-    },
+    /// Writing, holding the file's shared lock (see the crate docs).
+    Writer(File),
     Done,
 }
 
@@ -173,16 +174,32 @@ impl Connector for FileConnector {
             .append(true)
             .open(path)
             .map_err(describe)?;
-        let locked = match file.try_lock() {
+        let alone = match file.try_lock() {
             Ok(()) => true,
             Err(std::fs::TryLockError::WouldBlock) => false,
             // A file system without locks: the mode's plain meaning.
             Err(std::fs::TryLockError::Error(_)) => true,
         };
-        if self.mode == Mode::Write && locked {
+        if self.mode == Mode::Write && alone {
             file.set_len(0).map_err(describe)?;
         }
-        self.handle = Handle::Writer { file, locked };
+        // Shared from here on, so that the next writer sees this one whatever it does.
+        // (An exclusive lock another writer takes to truncate is held only that long.)
+        let mut shared = file.try_lock_shared();
+        for _ in 0..100 {
+            if !matches!(shared, Err(std::fs::TryLockError::WouldBlock)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            shared = file.try_lock_shared();
+        }
+        if let Err(std::fs::TryLockError::WouldBlock) = shared {
+            return Err(Error::new(format!(
+                "cannot lock {}: another program holds it exclusively",
+                path.display()
+            )));
+        }
+        self.handle = Handle::Writer(file);
         Ok(true)
     }
 
@@ -198,7 +215,8 @@ impl Connector for FileConnector {
             };
         };
         self.buffer.resize(self.config.chunk_size, 0);
-        while !batch.is_full() {
+        let mut pulled = 0;
+        while !batch.is_full() && pulled < PULL_BYTES {
             let n = file.read(&mut self.buffer).map_err(|e| {
                 Error::permanent(format!("cannot read {}: {e}", self.config.path.display()))
             })?;
@@ -208,12 +226,13 @@ impl Connector for FileConnector {
                 return Ok(PullStatus::Finished);
             }
             batch.push(&self.buffer[..n]);
+            pulled += n;
         }
         Ok(PullStatus::Ready)
     }
 
     fn on_event(&mut self, _ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
-        if !matches!(self.handle, Handle::Writer { .. }) {
+        if !matches!(self.handle, Handle::Writer(_)) {
             return Err(Error::permanent(format!(
                 "{} is not opened for writing (mode is \"{}\")",
                 self.config.path.display(),
@@ -238,14 +257,9 @@ impl FileConnector {
     /// Writes the buffered bytes to the file (to the OS: no fsync). On failure the buffer is
     /// dropped (its events are failed, not acked) and the error is permanent.
     fn write_buffer(&mut self) -> Result<()> {
-        let Handle::Writer { file, locked } = &mut self.handle else {
+        let Handle::Writer(file) = &mut self.handle else {
             return Ok(());
         };
-        // Taking over from another writer: the lock once it let go (so that the next
-        // instance does not truncate what this one wrote).
-        if !*locked {
-            *locked = !matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock));
-        }
         if self.buffer.is_empty() {
             return Ok(());
         }

@@ -120,6 +120,14 @@ impl Held {
         }
     }
 
+    /// The last pull a synthetic `key` ([`piece`](Self::piece), [`finish`](Self::finish))
+    /// stands for, while its verdict is still to come: what a user is shown of it.
+    pub(crate) fn pull_of(&self, key: u64) -> Option<EventId> {
+        self.dependents
+            .get(&key)
+            .and_then(|pulls| pulls.last().copied())
+    }
+
     /// Whether `key` is one of [`finish`](Self::finish)'s own.
     pub(crate) fn is_synthetic(key: u64) -> bool {
         key >= SYNTHETIC && key != u64::MAX

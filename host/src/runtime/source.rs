@@ -728,7 +728,15 @@ impl Source {
                     .into_iter()
                     .map(|(id, error)| Event {
                         id,
-                        value: Value::Json(error_event(&error, &shared.spec.id, id)),
+                        value: Value::Json(error_event(
+                            &error,
+                            &shared.spec.id,
+                            // The pull the bytes came from, not an internal key.
+                            Held::is_synthetic(id.pull)
+                                .then(|| self.held.pull_of(id.pull))
+                                .flatten()
+                                .unwrap_or(id),
+                        )),
                     })
                     .collect();
                 let outgoing = Outgoing {

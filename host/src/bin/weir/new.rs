@@ -74,6 +74,17 @@ fn check_name(name: &str) -> Result<(), String> {
             "`{name}` cannot name a plugin: it is a Rust keyword or a standard crate's name"
         ));
     }
+    if name.len() > 64 {
+        return Err(format!(
+            "`{name}` cannot name a plugin: at most 64 characters (its library file name has \
+             to fit the file system's limit)"
+        ));
+    }
+    if ["weir-sdk", "weir_sdk", "serde", "serde_json", "serde-json"].contains(&name) {
+        return Err(format!(
+            "`{name}` cannot name a plugin: the crate depends on a crate of that name"
+        ));
+    }
     if BUNDLED.contains(&name) {
         return Err(format!(
             "`{name}` cannot name a plugin: a connector bundled with weir has that name, \
@@ -507,7 +518,10 @@ mod tests {
     fn names_are_checked_and_become_type_names() {
         assert!(check_name("my-source").is_ok());
         assert!(check_name("kafka2").is_ok());
-        for bad in ["", "My", "2go", "a b", "a/b", "fn", "std", "alloc", "ünï"] {
+        let long = "a".repeat(65);
+        for bad in [
+            "", "My", "2go", "a b", "a/b", "fn", "std", "alloc", "ünï", "weir-sdk", &long,
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
         assert_eq!(type_name("my-source"), "MySourceConnector");
