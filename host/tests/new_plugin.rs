@@ -78,7 +78,13 @@ fn a_new_plugin_of_each_kind_builds_passes_its_tests_loads_and_runs() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         let crate_dir = dir.join(name);
         assert!(text(&out.stdout).contains("cargo build --release"));
-        for file in ["Cargo.toml", "src/lib.rs", "README.md", "pipeline.toml"] {
+        for file in [
+            "Cargo.toml",
+            "src/lib.rs",
+            "tests/connector.rs",
+            "README.md",
+            "pipeline.toml",
+        ] {
             assert!(crate_dir.join(file).is_file(), "{name}: no {file}");
         }
         // The workspace's versions of the sdk's dependencies (all fetched), not whatever
@@ -88,6 +94,13 @@ fn a_new_plugin_of_each_kind_builds_passes_its_tests_loads_and_runs() {
             crate_dir.join("Cargo.lock"),
         )
         .unwrap();
+        // Laid out as rustfmt lays it out.
+        let mut fmt = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+        fmt.args(["fmt", "--check"]).current_dir(&crate_dir);
+        let out = run(fmt, 60);
+        assert!(out.status.success(), "{name}: {}", text(&out.stdout));
+        // Its unit tests, and tests/connector.rs through weir-testing's harness (the
+        // conformance suite among them).
         cargo(&crate_dir, &["test", "--release", "--quiet"]);
         cargo(&crate_dir, &["build", "--release", "--quiet"]);
         let library = built.join(format!("lib{}.so", name.replace('-', "_")));

@@ -91,6 +91,27 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// A connector's config written as a TOML document of its own (what a pipeline file puts
+/// in its `[connector.config]` table), as the JSON the host hands to the plugin: the same
+/// conversion, with the same errors, as for a pipeline file. `file` is only used in
+/// error messages.
+///
+/// ```
+/// let config = weir_host::config::connector_config(
+///     std::path::Path::new("tick.toml"),
+///     "interval_ms = 10\nlabel = \"tick\"",
+/// )?;
+/// assert_eq!(config, serde_json::json!({ "interval_ms": 10, "label": "tick" }));
+/// # Ok::<(), weir_host::config::ConfigErrors>(())
+/// ```
+///
+/// # Errors
+/// A syntax error, or a value JSON cannot hold (an integer beyond 64 bits, `nan`, `inf`),
+/// each with its location.
+pub fn connector_config(file: &Path, source: &str) -> Result<serde_json::Value, ConfigErrors> {
+    parse::config_document(file, source).map_err(ConfigErrors::sorted)
+}
+
 /// One connector as configured.
 #[derive(Debug, Clone)]
 pub struct ConnectorSpec {

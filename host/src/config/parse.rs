@@ -37,23 +37,56 @@ pub(super) struct Parsed {
     pub(super) plugin_path: Vec<String>,
 }
 
+impl<'a> Cx<'a> {
+    /// A walker over `source`, and its root table, or the syntax error.
+    fn open(
+        file: &'a Path,
+        source: &'a str,
+    ) -> Result<(Self, Spanned<DeTable<'a>>), Vec<ConfigError>> {
+        let mut cx = Cx {
+            file,
+            source,
+            errors: Vec::new(),
+            declared: Vec::new(),
+        };
+        match DeTable::parse(source) {
+            Ok(root) => Ok((cx, root)),
+            Err(error) => {
+                let span = error.span().unwrap_or(0..0);
+                cx.error(span, "", error.message().trim_end().to_owned());
+                Err(cx.errors)
+            }
+        }
+    }
+}
+
+/// A connector's config written as a TOML document of its own (what goes in its
+/// `[connector.config]` table), as the JSON handed to the plugin.
+pub(super) fn config_document(
+    file: &Path,
+    source: &str,
+) -> Result<serde_json::Value, Vec<ConfigError>> {
+    let (mut cx, root) = Cx::open(file, source)?;
+    let config: serde_json::Map<_, _> = root
+        .get_ref()
+        .iter()
+        .map(|(key, value)| {
+            let key = key.get_ref().to_string();
+            let path = FieldPath(vec![FieldSegment::Key(key.clone())]).to_string();
+            (key, cx.json(value, &path))
+        })
+        .collect();
+    if cx.errors.is_empty() {
+        Ok(config.into())
+    } else {
+        Err(cx.errors)
+    }
+}
+
 /// Walks a pipeline document: what it defines, or every problem found (in the order
 /// found).
 pub(super) fn parse(file: &Path, source: &str) -> Result<Parsed, Vec<ConfigError>> {
-    let mut cx = Cx {
-        file,
-        source,
-        errors: Vec::new(),
-        declared: Vec::new(),
-    };
-    let root = match DeTable::parse(source) {
-        Ok(root) => root,
-        Err(error) => {
-            let span = error.span().unwrap_or(0..0);
-            cx.error(span, "", error.message().trim_end().to_owned());
-            return Err(cx.errors);
-        }
-    };
+    let (mut cx, root) = Cx::open(file, source)?;
     let mut connectors = Vec::new();
     let mut raw_bindings = Vec::new();
     let mut plugin_path = Vec::new();

@@ -4,6 +4,7 @@ use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use weir_sdk::abi::{
     FeedbackArgs, HostApi, LogLevel, LogRecord, NotifyArgs, PullArgs, PullHint, RawEvent,
     RawEventView, ReplyCode, SinkArgs,
 };
-use weir_sdk::{Circuit, PullStatus, SinkReply};
+use weir_sdk::{Circuit, Level, PullStatus, SinkReply};
 
 use weir_sdk::builtin::{Fault, NativeConnector};
 
@@ -55,7 +56,8 @@ impl Notice {
         }
     }
 
-    fn method(self) -> &'static str {
+    /// The connector method the notice calls (`on_start`, `on_circuit`, ...).
+    pub fn method(self) -> &'static str {
         match self {
             Notice::Start => "on_start",
             Notice::Pause => "on_pause",
@@ -82,6 +84,21 @@ impl Sides {
     pub const NONE: Self = Self {
         source: false,
         sink: false,
+    };
+    /// Bound as a source only.
+    pub const SOURCE: Self = Self {
+        source: true,
+        sink: false,
+    };
+    /// Bound as a sink only.
+    pub const SINK: Self = Self {
+        source: false,
+        sink: true,
+    };
+    /// Bound both ways.
+    pub const BOTH: Self = Self {
+        source: true,
+        sink: true,
     };
 
     fn to_abi(self) -> Capabilities {
@@ -196,6 +213,12 @@ impl SinkOutcome<'_> {
         self.len
     }
 
+    /// Number of events the sink got to: the first `processed()` replies are its own, the
+    /// rest count as `Fail`. A sink built with the sdk always gets to every event.
+    pub fn processed(&self) -> usize {
+        self.codes.len()
+    }
+
     /// Whether the batch was empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -297,8 +320,78 @@ impl EventBatch {
     }
 }
 
+/// One record a connector logged (`ConnectorContext::log` in the sdk), as a [`LogSink`]
+/// receives it.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginLog<'a> {
+    /// The connector's id.
+    pub connector: &'a str,
+    /// Its severity.
+    pub level: Level,
+    /// The target the plugin gave (its module path, unless it chose one).
+    pub target: &'a str,
+    /// The message.
+    pub message: &'a str,
+}
+
+/// Where an instance's log records go instead of the host's `tracing` log; called from
+/// whichever thread the plugin logs on.
+pub type LogSink = Arc<dyn Fn(PluginLog<'_>) + Send + Sync>;
+
+/// How [`Plugin::instantiate_with`] creates an instance: how the pipeline binds it, what
+/// its wakers wake, where its logs go.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct InstanceOptions {
+    /// How the pipeline binds the connector (none by default).
+    pub bound_as: Sides,
+    /// What the connector's wakers wake (nothing by default).
+    pub waker: Option<Waker>,
+    /// Where its logs go (the host's `tracing` log, at the level it shows, by default).
+    pub log: Option<LogSink>,
+}
+
+impl InstanceOptions {
+    /// The defaults: bound neither way, wakers that wake nothing, logs to `tracing`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tells the connector how the pipeline binds it.
+    #[must_use]
+    pub fn bound_as(mut self, sides: Sides) -> Self {
+        self.bound_as = sides;
+        self
+    }
+
+    /// What the connector's wakers wake: a source that takes one is pulled when it wakes
+    /// `waker` rather than polled.
+    #[must_use]
+    pub fn waker(mut self, waker: Waker) -> Self {
+        self.waker = Some(waker);
+        self
+    }
+
+    /// Sends every record the connector logs, at every level, to `sink` instead of
+    /// `tracing`.
+    #[must_use]
+    pub fn log_to(mut self, sink: LogSink) -> Self {
+        self.log = Some(sink);
+        self
+    }
+}
+
+impl std::fmt::Debug for InstanceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceOptions")
+            .field("bound_as", &self.bound_as)
+            .field("waker", &self.waker)
+            .field("log", &self.log.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
 /// Per-instance state the plugin reaches through [`HostApi::ctx`].
-#[derive(Debug)]
 struct HostContext {
     connector_id: String,
     plugin: String,
@@ -310,6 +403,17 @@ struct HostContext {
     /// Nanoseconds the source said it will be quiet for, during the last pull
     /// (`u64::MAX`: it said nothing).
     quiet_for: AtomicU64,
+    /// Where its logs go instead of `tracing`.
+    log: Option<LogSink>,
+}
+
+impl std::fmt::Debug for HostContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostContext")
+            .field("connector_id", &self.connector_id)
+            .field("plugin", &self.plugin)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,6 +508,26 @@ impl Plugin {
         bound_as: Sides,
         waker: Option<Waker>,
     ) -> Result<ConnectorInstance, CallError> {
+        let mut options = InstanceOptions::new().bound_as(bound_as);
+        options.waker = waker;
+        self.instantiate_with(connector_id, config, options)
+    }
+
+    /// Creates a connector instance as `options` say (see [`InstanceOptions`]).
+    ///
+    /// # Errors
+    /// As [`instantiate`](Self::instantiate).
+    pub fn instantiate_with(
+        &self,
+        connector_id: &str,
+        config: &serde_json::Value,
+        options: InstanceOptions,
+    ) -> Result<ConnectorInstance, CallError> {
+        let InstanceOptions {
+            bound_as,
+            waker,
+            log,
+        } = options;
         let info = self.info();
         let host = Box::new(HostContext {
             connector_id: connector_id.to_owned(),
@@ -412,13 +536,19 @@ impl Plugin {
             waker,
             waker_taken: AtomicBool::new(false),
             quiet_for: AtomicU64::new(u64::MAX),
+            log,
         });
         let config = config.to_string();
+        let max_level = if host.log.is_some() {
+            LogLevel::TRACE
+        } else {
+            host_max_level()
+        };
         let mut services = HostApi::new(
             (&raw const *host).cast(),
             Some(host_log),
             Some(host_request_shutdown),
-            host_max_level(),
+            max_level,
         );
         services.waker_new = Some(host_waker_new);
         services.waker_clone = Some(host_waker_clone);
@@ -1082,6 +1212,22 @@ unsafe extern "C" fn host_log(ctx: *const c_void, record: &LogRecord) {
         Some(host) => (host.connector_id.as_str(), host.plugin.as_str()),
         None => ("-", "-"),
     };
+    if let Some(sink) = host.and_then(|host| host.log.as_ref()) {
+        let level = match record.level {
+            LogLevel::ERROR => Level::Error,
+            LogLevel::WARN => Level::Warn,
+            LogLevel::INFO => Level::Info,
+            LogLevel::DEBUG => Level::Debug,
+            _ => Level::Trace,
+        };
+        sink(PluginLog {
+            connector,
+            level,
+            target: &target,
+            message: &message,
+        });
+        return;
+    }
     match record.level {
         LogLevel::ERROR => {
             tracing::error!(target: "weir::plugin", connector, plugin, %target, "{message}")

@@ -26,7 +26,8 @@ use crate::error::LoadError;
 use image::{Access, Image};
 
 pub use instance::{
-    ConnectorInstance, EventBatch, Notice, PulledEvent, Sides, SinkEvent, SinkOutcome,
+    ConnectorInstance, EventBatch, InstanceOptions, LogSink, Notice, PluginLog, PulledEvent, Sides,
+    SinkEvent, SinkOutcome,
 };
 pub use weir_sdk::abi::{AbiVersion, EventId};
 pub use weir_sdk::{PullStatus, SinkReply};

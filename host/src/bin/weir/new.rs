@@ -80,7 +80,7 @@ fn check_name(name: &str) -> Result<(), String> {
              to fit the file system's limit)"
         ));
     }
-    if ["weir-sdk", "weir_sdk", "serde", "serde_json", "serde-json"].contains(&name) {
+    if ["weir_sdk", "weir_testing", "serde", "serde_json"].contains(&ident.as_str()) {
         return Err(format!(
             "`{name}` cannot name a plugin: the crate depends on a crate of that name"
         ));
@@ -110,25 +110,26 @@ fn type_name(name: &str) -> String {
     stem + "Connector"
 }
 
-/// How the new crate depends on the sdk: by path (pinned to this weir's sdk version) when
-/// this weir was built from a checkout that is still there, by version otherwise.
-fn sdk_dependency() -> String {
+/// How the new crate depends on `package` (`sdk` or `testing` in this weir's workspace): by
+/// path (pinned to this weir's version) when this weir was built from a checkout that is
+/// still there, by version otherwise.
+fn dependency(package: &str, dir: &str) -> String {
     let version = weir_sdk::builtin::SDK_VERSION;
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
-    let checkout = sdk
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    let checkout = source
         .join("Cargo.toml")
         .is_file()
-        .then(|| sdk.canonicalize().ok())
+        .then(|| source.canonicalize().ok())
         .flatten()
-        .and_then(|sdk| sdk.to_str().map(str::to_owned));
+        .and_then(|source| source.to_str().map(str::to_owned));
     match checkout {
         // With the version: a checkout that moved on to another sdk fails the build, rather
         // than making a plugin this weir refuses.
         Some(path) => format!(
-            "weir-sdk = {{ path = {}, version = \"={version}\" }}",
+            "{package} = {{ path = {}, version = \"={version}\" }}",
             toml::Value::String(path)
         ),
-        None => format!("weir-sdk = \"{version}\""),
+        None => format!("{package} = \"{version}\""),
     }
 }
 
@@ -169,6 +170,7 @@ pub(crate) fn plugin(name: &str, sides: Sides, path: Option<&Path>) -> ExitCode 
         ("Cargo.toml", cargo_toml(name)),
         (".gitignore", "/target\n".to_owned()),
         ("src/lib.rs", lib_rs(name, sides)),
+        ("tests/connector.rs", connector_tests(name, sides)),
         ("README.md", readme(name, sides)),
         ("pipeline.toml", pipeline(name, sides)),
     ];
@@ -188,6 +190,7 @@ pub(crate) fn plugin(name: &str, sides: Sides, path: Option<&Path>) -> ExitCode 
                     let _ = std::fs::remove_file(dir.join(file));
                 }
                 let _ = std::fs::remove_dir(dir.join("src"));
+                let _ = std::fs::remove_dir(dir.join("tests"));
             }
             return ExitCode::FAILURE;
         }
@@ -221,11 +224,88 @@ serde = {{ version = "1", features = ["derive"] }}
 
 [dev-dependencies]
 serde_json = "1"
+# Drives the connector through the entry points the host calls (tests/connector.rs).
+{testing}
 
 # A workspace of its own, so that it builds wherever it is created.
 [workspace]
 "#,
-        sdk = sdk_dependency(),
+        sdk = dependency("weir-sdk", "sdk"),
+        testing = dependency("weir-testing", "testing"),
+    )
+}
+
+/// `tests/connector.rs`: the connector driven through the entry points the host calls, and
+/// the conformance suite.
+fn connector_tests(name: &str, sides: Sides) -> String {
+    let ty = type_name(name);
+    let ident = name.replace('-', "_");
+    let mut imports = vec!["Harness", "conformance"];
+    let mut tests = String::new();
+    let config = if sides.is_source() { "count = 5" } else { "" };
+    if sides.is_source() {
+        tests.push_str(&format!(
+            r##"
+#[test]
+fn produces_count_events_then_finishes() {{
+    let mut source = Harness::new::<{ty}>("message = \"hi\"\ncount = 3").unwrap();
+    source.start().unwrap();
+    let events = source.pull_events(3, Duration::from_secs(5)).unwrap();
+    let texts: Vec<_> = events.iter().map(|e| e.text().into_owned()).collect();
+    assert_eq!(texts, ["hi 0", "hi 1", "hi 2"]);
+    assert_eq!(source.pull().unwrap().status, PullStatus::Finished);
+    source.ack_all(&events).unwrap();
+    source.stop().unwrap();
+}}
+"##
+        ));
+        imports.push("PullStatus");
+    }
+    if sides.is_sink() {
+        tests.push_str(&format!(
+            r##"
+#[test]
+fn acks_events_and_fails_the_configured_one() {{
+    let mut sink = Harness::new::<{ty}>("fail_on = \"bad\"").unwrap();
+    sink.start().unwrap();
+    let delivered = sink.deliver(["good", "bad"]).unwrap();
+    assert_eq!(delivered.replies, [SinkReply::Ack, SinkReply::Fail]);
+    sink.stop().unwrap();
+}}
+"##
+        ));
+        imports.push("SinkReply");
+    }
+    imports.sort_unstable();
+    let time = if sides.is_source() {
+        "use std::time::Duration;\n\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"//! `{name}` driven through the entry points the `weir` host calls (its C vtable, the
+//! sdk's panic-catching trampolines, batches as the ABI passes them), with
+//! `weir-testing`'s in-process host: a panic or a call that blocks fails the test with
+//! what the host would report.
+
+{time}{uses}
+
+/// The checks every connector must pass: its lifecycle in order, no call blocking, acks
+/// and fails taken, a drain with events in flight.
+#[test]
+fn conforms() {{
+    conformance::check(Harness::builder::<{ty}>().config("{config}")).unwrap();
+}}
+{tests}"#,
+        uses = {
+            // In the order rustfmt puts them.
+            let mut uses = [
+                format!("use weir_testing::{{{}}};", imports.join(", ")),
+                format!("use {ident}::{ty};"),
+            ];
+            uses.sort_unstable();
+            uses.join("\n")
+        },
     )
 }
 
@@ -326,29 +406,16 @@ fn lib_rs(name: &str, sides: Sides) -> String {
     }
 "#,
         );
-        tests.push_str(&format!(
+        tests.push_str(
             r##"
     #[test]
-    fn events_are_acked_and_the_configured_one_failed() {{
-        let config: Config = serde_json::from_str(r#"{{"fail_on": "bad"}}"#).unwrap();
-        let ctx = ConnectorContext::detached("test");
-        let mut sink = {ty}::new(config, &ctx).unwrap();
-        let mut circuit = None;
-        let mut reply = |bytes: &[u8]| {{
-            let event = Event {{
-                bytes,
-                id: weir_sdk::EventId {{ stream: 0, pull: 0 }},
-                ingest_ns: 0,
-                meta: b"",
-            }};
-            sink.on_event(&mut SinkContext::new(&ctx, &mut circuit), event)
-                .unwrap()
-        }};
-        assert_eq!(reply(b"good"), SinkReply::Ack);
-        assert_eq!(reply(b"bad"), SinkReply::Fail);
-    }}
-"##
-        ));
+    fn fail_on_is_read_and_misspelt_fields_are_refused() {
+        let config: Config = serde_json::from_str(r#"{"fail_on": "bad"}"#).unwrap();
+        assert_eq!(config.fail_on.as_deref(), Some("bad"));
+        assert!(serde_json::from_str::<Config>(r#"{"fail-on": "bad"}"#).is_err());
+    }
+"##,
+        );
     }
     let defaults = if sides.is_source() {
         "\nfn default_message() -> String {\n    \"hello\".to_owned()\n}\n\nfn default_count() -> u64 {\n    10\n}\n"
@@ -434,7 +501,7 @@ fn readme(name: &str, sides: Sides) -> String {
 A [Weir]({repository}) connector plugin: {describe}.
 
 ```sh
-cargo test                                        # the connector's own tests
+cargo test                                        # its tests, and the conformance suite
 cargo build --release                             # target/release/lib{lib}.so
 weir plugins inspect target/release/lib{lib}.so   # what the host checks before loading it
 weir --plugin-dir target/release run pipeline.toml
@@ -443,8 +510,9 @@ weir --plugin-dir target/release run pipeline.toml
 `pipeline.toml` runs it with a bundled connector of weir's (found next to the `weir`
 executable, or built in). The connector is `src/lib.rs`: its `Config` is the `config`
 table of its `[[connector]]`; a panic or an error in it is reported by the host, which
-keeps running. See the weir-sdk docs (`cargo doc --open -p weir-sdk`) for the lifecycle
-and what an ack means.
+keeps running. `tests/connector.rs` drives it through the entry points the host calls
+(`weir-testing`), and runs the conformance suite every connector should pass. See the
+weir-sdk docs (`cargo doc --open -p weir-sdk`) for the lifecycle and what an ack means.
 "#,
         describe = sides.describe(),
         repository = env!("CARGO_PKG_REPOSITORY"),

@@ -1,0 +1,59 @@
+//! Test a Weir connector through the entry points the host calls.
+//!
+//! A connector's own unit tests call its Rust methods. The host never does: it calls the
+//! C vtable that `#[connector_plugin]` generates, through the sdk's panic-catching
+//! trampolines, with batches laid out as the ABI passes them. This crate drives a
+//! connector that way, from an ordinary `cargo test`:
+//!
+//! - [`Harness`]: a small in-process host for one connector. Build it from a TOML or JSON
+//!   config, run its lifecycle (connect with retries, start, pause, resume, drain, stop),
+//!   pull batches, deliver events and read the replies, send acks, fails and circuit
+//!   notices, and read what it logged. A panic comes back as the host reports it
+//!   ([`CallError::Panicked`]), not as a panic of the test; a call that blocks fails with
+//!   [`HarnessError::Timeout`] instead of hanging the test.
+//! - [`conformance`]: the checks every connector should pass (lifecycle in order, no
+//!   call blocking past a bound, feedback accepted, a drain with events in flight, a sink
+//!   that acks), run on any connector with one call.
+//!
+//! A connector linked into the test binary is checked as a plugin file would be (every
+//! check after `dlopen`); [`Harness::load`] takes a built plugin file instead.
+//!
+//! ```
+//! use weir_testing::{Harness, conformance};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Drive it by hand...
+//! let mut sink = Harness::new::<blackhole::Blackhole>("")?;
+//! sink.start()?;
+//! assert_eq!(sink.deliver(["a", "b", "c"])?.acked(), 3);
+//! sink.stop()?;
+//!
+//! // ...or run the conformance suite on it.
+//! conformance::check(Harness::builder::<blackhole::Blackhole>())?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Add it as a dev-dependency of the connector's crate (its `lib` must list `rlib` next to
+//! `cdylib`, so that tests can link it):
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib", "rlib"]
+//!
+//! [dev-dependencies]
+//! weir-testing = "0.1"
+//! ```
+
+pub mod conformance;
+mod harness;
+
+pub use harness::{
+    Builder, DEFAULT_CALL_LIMIT, DEFAULT_CONNECT_WITHIN, DEFAULT_MAX_EVENTS, Delivered, Harness,
+    HarnessError, LogLine, MAX_LOG_LINES, Pulled, SourceEvent, TestEvent,
+};
+pub use weir_host::{
+    CallError, Circuit, EventId, LoadError, Notice, Plugin, PluginInfo, PullStatus, Sides,
+    SinkReply,
+};
+pub use weir_sdk::Level;
