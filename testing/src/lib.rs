@@ -34,6 +34,43 @@
 //! # }
 //! ```
 //!
+//! A connector of one's own, the way its crate's `tests/connector.rs` would test it:
+//!
+//! ```
+//! use weir_sdk::{
+//!     Connector, ConnectorContext, Event, NoConfig, Result, SinkContext, SinkReply,
+//!     connector_plugin,
+//! };
+//! use weir_testing::{Harness, conformance};
+//!
+//! /// Acks events of an even length, fails the others.
+//! pub struct Even;
+//!
+//! #[connector_plugin]
+//! impl Connector for Even {
+//!     type Config = NoConfig;
+//!
+//!     fn new(_config: NoConfig, _ctx: &ConnectorContext) -> Result<Self> {
+//!         Ok(Even)
+//!     }
+//!
+//!     fn on_event(&mut self, _ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
+//!         Ok(if event.bytes.len() % 2 == 0 { SinkReply::Ack } else { SinkReply::Fail })
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut sink = Harness::new::<Even>("")?;
+//! sink.start()?;
+//! let delivered = sink.deliver(["ab", "abc"])?;
+//! assert_eq!(delivered.replies, [SinkReply::Ack, SinkReply::Fail]);
+//! sink.stop()?;
+//!
+//! conformance::check(Harness::builder::<Even>())?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Add it as a dev-dependency of the connector's crate (its `lib` must list `rlib` next to
 //! `cdylib`, so that tests can link it):
 //!

@@ -235,34 +235,12 @@
 //! the lifecycle (connect with retries, start, pause, resume, drain, stop), pulls and
 //! batches, acks, fails and circuit notices, and what the connector logged. A panic comes
 //! back as the host reports it, and a call that blocks fails the test instead of hanging
-//! it. Its conformance suite checks what every connector must do:
+//! it. Its conformance suite checks what every connector must do: its lifecycle in order,
+//! no call blocking past a bound, no more events than asked for, acks and fails taken, a
+//! drain with events in flight, a sink that acks.
 //!
-//! ```
-//! # use weir_sdk::{Connector, ConnectorContext, Event, NoConfig, Result, SinkContext, SinkReply, connector_plugin};
-//! # pub struct Even;
-//! # #[connector_plugin]
-//! # impl Connector for Even {
-//! #     type Config = NoConfig;
-//! #     fn new(_config: NoConfig, _ctx: &ConnectorContext) -> Result<Self> { Ok(Even) }
-//! #     fn on_event(&mut self, _ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
-//! #         Ok(if event.bytes.len() % 2 == 0 { SinkReply::Ack } else { SinkReply::Fail })
-//! #     }
-//! # }
-//! use weir_testing::{Harness, conformance};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut sink = Harness::new::<Even>("")?;
-//! sink.start()?;
-//! let delivered = sink.deliver(["ab", "abc"])?;
-//! assert_eq!(delivered.replies, [SinkReply::Ack, SinkReply::Fail]);
-//! sink.stop()?;
-//!
-//! // Its lifecycle in order, no call blocking past a bound, acks and fails taken, a drain
-//! // with events in flight, a sink that acks.
-//! conformance::check(Harness::builder::<Even>())?;
-//! # Ok(())
-//! # }
-//! ```
+//! `weir_testing`'s crate documentation (`cargo doc -p weir-testing --open`) has the
+//! example, compiled by its doctests: the `Even` sink above, driven and checked.
 //!
 //! And with real runs: `weir check pipeline.toml`, then `weir run` (`RUST_LOG=debug` shows
 //! more of what the host does with it).
