@@ -37,10 +37,22 @@ pub const DEFAULT_CALL_BOUND: Duration = Duration::from_millis(500);
 /// bindings; the suite sets the call limit).
 ///
 /// ```
+/// # use weir_sdk::{Connector, ConnectorContext, Event, NoConfig, Result, SinkContext, SinkReply, connector_plugin};
+/// # /// A sink that acks every event.
+/// # pub struct Acker;
+/// # #[connector_plugin(name = "acker")]
+/// # impl Connector for Acker {
+/// #     type Config = NoConfig;
+/// #     fn new(_config: NoConfig, _ctx: &ConnectorContext) -> Result<Self> { Ok(Acker) }
+/// #     fn on_event(&mut self, _ctx: &mut SinkContext<'_>, _event: Event<'_>) -> Result<SinkReply> {
+/// #         Ok(SinkReply::Ack)
+/// #     }
+/// # }
 /// use weir_testing::{Harness, conformance};
 ///
 /// # fn main() -> Result<(), conformance::Nonconformance> {
-/// conformance::check(Harness::builder::<blackhole::Blackhole>().config("significant_figures = 2"))?;
+/// // `Acker` is a sink (`#[connector_plugin] impl Connector for Acker`) that acks all.
+/// conformance::check(Harness::builder::<Acker>().config(""))?;
 /// # Ok(())
 /// # }
 /// ```

@@ -480,11 +480,22 @@ type Job = Box<dyn FnOnce(&mut ConnectorInstance) + Send>;
 /// [`HarnessError::Timeout`] instead of hanging it.
 ///
 /// ```
+/// # use weir_sdk::{Connector, ConnectorContext, Event, NoConfig, Result, SinkContext, SinkReply, connector_plugin};
+/// # /// A sink that acks every event.
+/// # pub struct Acker;
+/// # #[connector_plugin(name = "acker")]
+/// # impl Connector for Acker {
+/// #     type Config = NoConfig;
+/// #     fn new(_config: NoConfig, _ctx: &ConnectorContext) -> Result<Self> { Ok(Acker) }
+/// #     fn on_event(&mut self, _ctx: &mut SinkContext<'_>, _event: Event<'_>) -> Result<SinkReply> {
+/// #         Ok(SinkReply::Ack)
+/// #     }
+/// # }
 /// use weir_testing::Harness;
 ///
 /// # fn main() -> Result<(), weir_testing::HarnessError> {
-/// // `blackhole` is a bundled sink that counts what it gets.
-/// let mut sink = Harness::new::<blackhole::Blackhole>("significant_figures = 2")?;
+/// // `Acker` is a sink (`#[connector_plugin] impl Connector for Acker`) that acks all.
+/// let mut sink = Harness::new::<Acker>("")?;
 /// sink.start()?;
 /// let delivered = sink.deliver(["one", "two"])?;
 /// assert_eq!(delivered.acked(), 2);

@@ -18,23 +18,8 @@
 //! A connector linked into the test binary is checked as a plugin file would be (every
 //! check after `dlopen`); [`Harness::load`] takes a built plugin file instead.
 //!
-//! ```
-//! use weir_testing::{Harness, conformance};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // Drive it by hand...
-//! let mut sink = Harness::new::<blackhole::Blackhole>("")?;
-//! sink.start()?;
-//! assert_eq!(sink.deliver(["a", "b", "c"])?.acked(), 3);
-//! sink.stop()?;
-//!
-//! // ...or run the conformance suite on it.
-//! conformance::check(Harness::builder::<blackhole::Blackhole>())?;
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! A connector of one's own, the way its crate's `tests/connector.rs` would test it:
+//! A connector driven by hand, then through the conformance suite, the way its crate's
+//! `tests/connector.rs` would test it:
 //!
 //! ```
 //! use weir_sdk::{
