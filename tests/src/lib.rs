@@ -7,7 +7,9 @@
 //! - the test plugins of `tests/fixtures`, three workspaces of their own (a plugin with
 //!   `panic = "abort"` needs its own profile; one built against a drifted sdk, its own
 //!   features), into `target/fixtures`;
-//! - `abinext-host`, a host built as the next minor ABI version, a workspace of its own too.
+//! - `abinext-host`, a host built as the next minor ABI version, a workspace of its own too;
+//! - the C example plugin (`examples/c`), compiled by the C compiler (`CC`, or `cc`) against
+//!   the sdk's generated header, into `target/c`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -92,6 +94,42 @@ pub fn example_plugin(name: &str) -> PathBuf {
         cargo(&args, workspace_root());
     });
     target_dir().join("debug").join(library_file(name))
+}
+
+/// Path of the C example plugin, `examples/c/counter.c` built as `libccounter.so`, compiled
+/// on first use as its header says to: C11, every warning an error, only the metadata
+/// symbol exported.
+pub fn c_example_plugin() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = target_dir().join("c");
+    let library = dir.join(library_file("ccounter"));
+    BUILT.get_or_init(|| {
+        std::fs::create_dir_all(&dir).expect("creating target/c");
+        let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+        let root = workspace_root();
+        let out = Command::new(&cc)
+            .args([
+                "-std=c11",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Wpedantic",
+                "-Werror",
+            ])
+            .args(["-shared", "-fPIC", "-fvisibility=hidden", "-I"])
+            .arg(root.join("sdk/include"))
+            .arg(root.join("examples/c/counter.c"))
+            .arg("-o")
+            .arg(&library)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run the C compiler {cc:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cc:?} could not build examples/c/counter.c:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    library
 }
 
 /// Path of the test plugin `name` (a crate of `tests/fixtures`), built on first use.
