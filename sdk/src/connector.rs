@@ -138,9 +138,22 @@ pub trait Connector: Sized + Send + 'static {
     label = "this type does not implement `serde::Deserialize`",
     note = "add `#[derive(serde::Deserialize)]` to `{Self}`, or use `weir_sdk::NoConfig`"
 )]
-pub trait ConnectorConfig: DeserializeOwned + Send + 'static {}
+pub trait ConnectorConfig: Send + 'static {
+    /// Reads the config from the JSON document the host hands over.
+    #[doc(hidden)]
+    fn __from_host(json: &[u8]) -> std::result::Result<Self, crate::__private::ConfigError>
+    where
+        Self: Sized;
+}
 
-impl<T: DeserializeOwned + Send + 'static> ConnectorConfig for T {}
+// `do_not_recommend`, and no `DeserializeOwned` supertrait: otherwise rustc looks through
+// this impl and reports serde's missing `Deserialize` instead of the message above.
+#[diagnostic::do_not_recommend]
+impl<T: DeserializeOwned + Send + 'static> ConnectorConfig for T {
+    fn __from_host(json: &[u8]) -> std::result::Result<Self, crate::__private::ConfigError> {
+        crate::__private::parse_config(json)
+    }
+}
 
 /// Config of a connector that has no settings: accepts only an empty table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]

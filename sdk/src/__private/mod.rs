@@ -25,6 +25,9 @@ pub use crate::__export_connector as export_connector;
 
 pub use crate::builtin::ConnectorPlugin as Export;
 
+/// Why a config was refused: its kind, the message, and the field path as JSON.
+pub type ConfigError = (ErrorKind, String, String);
+
 pub(crate) mod dispatch;
 pub(crate) mod native;
 
@@ -149,7 +152,7 @@ extern "C" fn create<T: Export>(args: &mut CreateArgs) -> CallStatus {
     let host = unsafe { HostApi::copy_from(args.host) };
     crate::log::install(&host);
     let created = trap_for(error, Some(&host), || {
-        let config = parse_config::<T::Config>(config)?;
+        let config = <T::Config as crate::ConnectorConfig>::__from_host(config)?;
         let ctx = ConnectorContext::new(
             String::from_utf8_lossy(id).into_owned(),
             host,
@@ -177,9 +180,7 @@ extern "C" fn create<T: Export>(args: &mut CreateArgs) -> CallStatus {
     }
 }
 
-pub(crate) fn parse_config<C: DeserializeOwned>(
-    json: &[u8],
-) -> Result<C, (ErrorKind, String, String)> {
+pub(crate) fn parse_config<C: DeserializeOwned>(json: &[u8]) -> Result<C, ConfigError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(json);
     let value = serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = field_path_json(error.path());

@@ -2,8 +2,8 @@
 //! its Rust trait, with the panic trap and the request semantics of [`dispatch`] that the C
 //! trampolines share.
 
+use super::catch_for;
 use super::dispatch::{self, Delivered};
-use super::{catch_for, parse_config};
 use crate::abi::{Capabilities, EventWriter, Feedback, Notice, RawEventView, ReplyCode};
 use crate::builtin::{ConnectorPlugin, Fault, NativeConnector, SinkOutcome};
 use crate::connector::{ConnectorContext, PullStatus, SourceBatch};
@@ -16,12 +16,12 @@ pub(crate) fn create<T: ConnectorPlugin>(
     let span = tracing::error_span!("builtin", connector = ctx.id(), plugin = T::NAME);
     let entered = span.enter();
     let created = catch_for(None, || {
-        let config = parse_config::<T::Config>(config).map_err(|(_, message, field_path)| {
-            Fault::Config {
+        let config = <T::Config as crate::ConnectorConfig>::__from_host(config).map_err(
+            |(_, message, field_path)| Fault::Config {
                 message,
                 field_path,
-            }
-        })?;
+            },
+        )?;
         T::new(config, &ctx).map_err(|e| Fault::failed(&e))
     });
     let state = match created {
