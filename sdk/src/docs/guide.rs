@@ -14,7 +14,8 @@
 //! ```
 //!
 //! `weir new plugin` writes a `cdylib` crate with a typed config, the connector, its unit
-//! tests and a pipeline file. `weir plugins inspect` runs every check the host makes before
+//! tests, `tests/connector.rs` (the connector through the host's entry points, and the
+//! conformance suite; see [Testing](#testing)) and a pipeline file. `weir plugins inspect` runs every check the host makes before
 //! it trusts a plugin file ([`safety`](super::safety)), and `weir plugins doctor` explains a
 //! refusal, with a hint for you and one for the plugin's author.
 //!
@@ -259,6 +260,26 @@
 //! Build the crate as `crate-type = ["cdylib", "rlib"]` and a host binary can link it and
 //! call the connector through its Rust trait ([`builtin`](crate::builtin)); each plugin
 //! exports its metadata under a name of its own, so several link side by side.
+//!
+//! ## The ABI, versions, and what the host checks
+//!
+//! The macro generates everything that crosses the boundary: a declaration with the ABI
+//! version, a fingerprint of every frozen type's layout, the panic strategy and the target,
+//! and a C vtable whose entry points catch panics. A host loads plugins of its ABI major
+//! version and any minor up to its own; what may change in a minor version, and how a
+//! plugin built for an older one keeps working, is in [`abi_evolution`](super::abi_evolution).
+//! What the host checks in a plugin file, in order, before it runs any of its code, is in
+//! [`safety`](super::safety). The plugin's own version (`version = "..."`, its crate's by
+//! default) is independent of both: several versions of one plugin run side by side.
+//!
+//! ## Plugins in C
+//!
+//! The ABI is C: `sdk/include/weir_connector.h` describes it, generated from
+//! [`abi`](crate::abi) (a test regenerates it and fails on any difference) and asserting every
+//! struct's size, alignment and field offsets. It writes down the rules the macro keeps for a
+//! Rust author: never unwind, each side frees what it allocated, slices live for the call.
+//! `examples/c/counter.c` is a complete plugin; the harness and the conformance suite take
+//! its `.so` as they take a Rust plugin's (`weir_testing::Harness::load`).
 //!
 //! ## Troubleshooting
 //!
