@@ -25,7 +25,10 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// What `#[connector_plugin]` knows about a connector type at compile time. Implemented by
 /// the macro (its constants are what the plugin's metadata says); implementing it by hand
 /// makes a type a built-in without the C ABI export, which is not supported.
-pub trait ConnectorPlugin: Connector {
+///
+/// `Send` is required here rather than on [`Connector`], so that a state that is not
+/// `Send` gets one error, on its impl, instead of one per trait the macro implements.
+pub trait ConnectorPlugin: Connector + Send {
     /// The plugin's name.
     const NAME: &'static str;
     /// The plugin's own version.

@@ -21,7 +21,10 @@ pub use crate::abi::EventId;
 /// them should block for long (a source with nothing to say returns [`PullStatus::Empty`]
 /// and the host backs off). A panic in any method is caught inside the plugin, reported to
 /// the host with its message and location, and the instance is not called again.
-pub trait Connector: Sized + Send + 'static {
+///
+/// The type must be `Send` to be exported (the host may move an instance between threads):
+/// `#[connector_plugin]` requires it, with one error on the impl when it is not.
+pub trait Connector: Sized + 'static {
     /// The connector's config, deserialized from the `config` table of the host's
     /// pipeline file. Use [`NoConfig`] for a connector without settings.
     type Config: ConnectorConfig;
