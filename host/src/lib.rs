@@ -41,6 +41,7 @@ pub mod pipeline;
 pub mod processor;
 pub mod runtime;
 mod suggest;
+pub mod testing;
 
 pub use advice::Advice;
 pub use error::{CallError, LoadError};

@@ -152,3 +152,169 @@ fn the_c_plugin_runs_in_a_pipeline() {
         "{log}"
     );
 }
+
+/// A C source that misbehaves as `-D` says: `BLOCK` sleeps in `pull`, `OVERPUSH` pushes
+/// five events whatever it is asked for.
+const BROKEN_SOURCE: &str = r#"
+#include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "weir_connector.h"
+
+#define SLICE(literal) {(const uint8_t *)(literal), sizeof(literal) - 1}
+
+typedef struct { const WeirConnectorVtable *vtable; } Broken;
+static const WeirConnectorVtable VTABLE;
+
+static WeirCallStatus create(WeirCreateArgs *args) {
+    Broken *self = malloc(sizeof *self);
+    self->vtable = &VTABLE;
+    args->instance = self;
+    return WEIR_CALL_STATUS_OK;
+}
+static WeirCallStatus ok_connect(void *s, WeirConnectArgs *a) { (void)s; a->connected = WEIR_CONNECTED_YES; return WEIR_CALL_STATUS_OK; }
+static WeirCallStatus ok_notify(void *s, WeirNotifyArgs *a) { (void)s; (void)a; return WEIR_CALL_STATUS_OK; }
+static WeirCallStatus bad_pull(void *s, WeirPullArgs *a) {
+    (void)s;
+#ifdef BLOCK
+    for (;;) { sleep(60); }
+#endif
+    for (int i = 0; i < 5; i++) {
+        WeirRawEvent event = { SLICE("x"), 0, {NULL, 0} };
+        a->writer.push(a->writer.ctx, &event);
+    }
+    a->hint = WEIR_PULL_HINT_EMPTY;
+    return WEIR_CALL_STATUS_OK;
+}
+static WeirCallStatus ok_feedback(void *s, WeirFeedbackArgs *a) { (void)s; (void)a; return WEIR_CALL_STATUS_OK; }
+static WeirCallStatus no_sink(void *s, WeirSinkArgs *a) { (void)s; (void)a; return WEIR_CALL_STATUS_UNSUPPORTED; }
+static WeirCallStatus ok_close(void *s, WeirCloseArgs *a) { (void)s; (void)a; return WEIR_CALL_STATUS_OK; }
+static WeirCallStatus no_extension(void *s, WeirExtensionArgs *a) { (void)s; a->table = NULL; return WEIR_CALL_STATUS_OK; }
+static void drop(void *s) { free(s); }
+
+static const WeirConnectorVtable VTABLE = {
+    ok_connect, ok_notify, bad_pull, ok_feedback, no_sink, ok_close, no_extension, drop,
+};
+static const WeirConnectorPluginDecl DECL = {
+    .header = {
+        .magic = WEIR_MAGIC,
+        .header_size = sizeof(WeirPluginHeader),
+        .kind = WEIR_PLUGIN_KIND_CONNECTOR,
+        .abi = {WEIR_CONNECTOR_ABI_MAJOR, WEIR_CONNECTOR_ABI_MINOR},
+        .decl_size = sizeof(WeirConnectorPluginDecl),
+        .layout_fingerprint = WEIR_LAYOUT_FINGERPRINT,
+        .panic_strategy = WEIR_PANIC_STRATEGY_UNWIND,
+        .target = SLICE(WEIR_TARGET),
+        .sdk_version = SLICE(WEIR_SDK_VERSION),
+        .name = SLICE("broken"),
+        .version = SLICE("0.1.0"),
+    },
+    .capabilities = WEIR_CAPABILITIES_SOURCE,
+    .vtable = &VTABLE,
+    .create = create,
+};
+__attribute__((visibility("default")))
+const WeirPluginHeader *weir_plugin_metadata(WeirErrorSink error) { (void)error; return &DECL.header; }
+"#;
+
+/// Compiles `BROKEN_SOURCE` with `-D{define}` into `dir`.
+fn broken_c_plugin(dir: &std::path::Path, define: &str) -> std::path::PathBuf {
+    let source = dir.join("broken.c");
+    std::fs::write(&source, BROKEN_SOURCE).unwrap();
+    let library = dir.join(format!("libbroken_{}.so", define.to_lowercase()));
+    let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".to_owned()))
+        .args([
+            "-std=c11",
+            "-D_DEFAULT_SOURCE",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+        ])
+        .args(["-shared", "-fPIC", "-fvisibility=hidden"])
+        .arg(format!("-D{define}"))
+        .arg("-I")
+        .arg(weir_tests::workspace_root().join("sdk/include"))
+        .arg(&source)
+        .arg("-o")
+        .arg(&library)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    library
+}
+
+fn weir_plugins_test(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["plugins", "test"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn weir_plugins_test_passes_a_good_plugin_and_names_what_a_broken_one_does_wrong() {
+    let library = c_example_plugin();
+    let (code, said, _) = weir_plugins_test(&[
+        library.as_os_str(),
+        "--config".as_ref(),
+        "count = 20".as_ref(),
+    ]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.starts_with(
+            "conformance of connector `ccounter` (plugin `ccounter` 0.1.0, source+sink): passed"
+        ),
+        "{said}"
+    );
+
+    let dir = temp_dir("c-plugin-broken");
+    let overpush = broken_c_plugin(&dir, "OVERPUSH");
+    let (code, said, _) = weir_plugins_test(&[overpush.as_os_str()]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("  FAIL pull: pull 1 returned 5 events when asked for at most 1"),
+        "{said}"
+    );
+
+    let block = broken_c_plugin(&dir, "BLOCK");
+    let started = Instant::now();
+    let (code, said, _) = weir_plugins_test(&[
+        block.as_os_str(),
+        "--call-bound-ms".as_ref(),
+        "200".as_ref(),
+    ]);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("  FAIL pull: `pull` did not return within 200ms"),
+        "{said}"
+    );
+    assert!(
+        said.contains("  skip stop and drop: the connector is still in `pull`"),
+        "{said}"
+    );
+
+    // What cannot be tested at all exits 2, naming the problem.
+    let (code, _, err) = weir_plugins_test(&[
+        library.as_os_str(),
+        "--config".as_ref(),
+        "count = ".as_ref(),
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with("error: the config is not valid:\n--config:1:"),
+        "{err}"
+    );
+    let (code, _, err) = weir_plugins_test(&[dir.join("broken.c").as_os_str()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("broken.c"), "{err}");
+}

@@ -67,15 +67,4 @@
 //! weir-testing = "0.1"
 //! ```
 
-pub mod conformance;
-mod harness;
-
-pub use harness::{
-    Builder, DEFAULT_CALL_LIMIT, DEFAULT_CONNECT_WITHIN, DEFAULT_MAX_EVENTS, Delivered, Harness,
-    HarnessError, LogLine, MAX_LOG_LINES, Pulled, SourceEvent, TestEvent,
-};
-pub use weir_host::{
-    CallError, Circuit, EventId, LoadError, Notice, Plugin, PluginInfo, PullStatus, Sides,
-    SinkReply,
-};
-pub use weir_sdk::Level;
+pub use weir_host::testing::*;

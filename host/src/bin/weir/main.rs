@@ -229,6 +229,32 @@ enum PluginsCommand {
         #[arg(required = true, value_name = "FILE|BUILTIN")]
         files: Vec<PathBuf>,
     },
+    /// Run the conformance suite on a plugin file, in this process, through the entry points
+    /// a pipeline calls: lifecycle in order, no call blocking past a bound, no more events
+    /// than asked for, acks and fails taken, a drain with events in flight, a sink that acks.
+    /// Exits 0 if it passes, 1 if a check fails, 2 if the plugin cannot be loaded or the
+    /// config is not valid TOML.
+    Test {
+        /// The plugin file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The connector's config, as in a pipeline file's `[connector.config]` table
+        /// (e.g. 'count = 5'). Empty by default.
+        #[arg(long, value_name = "TOML", conflicts_with = "config_file")]
+        config: Option<String>,
+        /// Read the config from a file instead (the same TOML).
+        #[arg(long, value_name = "FILE")]
+        config_file: Option<PathBuf>,
+        /// How a pipeline binds it: `source`, `sink` or `both` (default: all it can be).
+        #[arg(long = "as", value_name = "SIDES", value_parser = ["source", "sink", "both"])]
+        bound_as: Option<String>,
+        /// How long any one call may take, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 500)]
+        call_bound_ms: u64,
+        /// How many events a source must produce (0 for one that may be silent).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        min_events: usize,
+    },
 }
 
 /// No transparent huge pages for this process. mimalloc asks for them on its arenas, and
@@ -331,6 +357,21 @@ fn main() -> ExitCode {
         }
         Command::Plugins(PluginsCommand::Doctor { paths }) => plugins::doctor(&finder, &paths),
         Command::Plugins(PluginsCommand::Inspect { files }) => plugins::inspect(&files),
+        Command::Plugins(PluginsCommand::Test {
+            file,
+            config,
+            config_file,
+            bound_as,
+            call_bound_ms,
+            min_events,
+        }) => plugins::test(
+            &file,
+            config,
+            config_file.as_deref(),
+            bound_as.as_deref(),
+            std::time::Duration::from_millis(call_bound_ms),
+            min_events,
+        ),
         Command::Status { json } => admin::status(&admin_socket(&cli.admin_socket), json),
         Command::Apply { file, json } => {
             if !finder.plugin_dirs.is_empty() {

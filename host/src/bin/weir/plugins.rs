@@ -238,3 +238,60 @@ pub(crate) fn inspect(files: &[PathBuf]) -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+/// `weir plugins test FILE`: the conformance suite on a plugin file.
+pub(crate) fn test(
+    file: &Path,
+    config: Option<String>,
+    config_file: Option<&Path>,
+    bound_as: Option<&str>,
+    call_bound: std::time::Duration,
+    min_events: usize,
+) -> ExitCode {
+    use weir_host::Sides;
+    use weir_host::testing::{Harness, conformance::Suite};
+
+    let (source, text) = match (config, config_file) {
+        (Some(config), _) => (Path::new("--config"), config),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(config) => (path, config),
+            Err(error) => {
+                eprintln!("error: cannot read {}: {error}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => (Path::new("--config"), String::new()),
+    };
+    let config = match weir_host::config::connector_config(source, &text) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("error: the config is not valid:\n{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let plugin = match Plugin::load(file) {
+        Ok(plugin) => plugin,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut builder = Harness::plugin(plugin).config_json(config);
+    builder = match bound_as {
+        Some("source") => builder.bound_as(Sides::SOURCE),
+        Some("sink") => builder.bound_as(Sides::SINK),
+        Some(_) => builder.bound_as(Sides::BOTH),
+        None => builder,
+    };
+    let suite = Suite::new().call_bound(call_bound).min_events(min_events);
+    match suite.run(builder) {
+        Ok(report) => {
+            out!("{}", report.to_string().trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(failed) => {
+            out!("{}", failed.to_string().trim_end());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -26,9 +26,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use weir_host::{CallError, PullStatus};
+use crate::{CallError, PullStatus};
 
-use crate::harness::{Builder, Harness, HarnessError, SourceEvent};
+use super::harness::{Builder, Harness, HarnessError, SourceEvent};
 
 /// The default of [`Suite::call_bound`].
 pub const DEFAULT_CALL_BOUND: Duration = Duration::from_millis(500);
@@ -48,7 +48,7 @@ pub const DEFAULT_CALL_BOUND: Duration = Duration::from_millis(500);
 /// #         Ok(SinkReply::Ack)
 /// #     }
 /// # }
-/// use weir_testing::{Harness, conformance};
+/// use weir_host::testing::{Harness, conformance};
 ///
 /// # fn main() -> Result<(), conformance::Nonconformance> {
 /// // `Acker` is a sink (`#[connector_plugin] impl Connector for Acker`) that acks all.
@@ -438,9 +438,9 @@ impl Run<'_> {
             }
             delivered += batch.len();
             acked += outcome.acked();
-            if self.harness.circuit() == weir_host::Circuit::Closed {
+            if self.harness.circuit() == crate::Circuit::Closed {
                 let deadline = Instant::now() + self.suite.within;
-                while self.harness.circuit() == weir_host::Circuit::Closed {
+                while self.harness.circuit() == crate::Circuit::Closed {
                     if Instant::now() >= deadline {
                         return Err(Failure(format!(
                             "closed its circuit breaker and did not reopen it in {:?} of ticks \

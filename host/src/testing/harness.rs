@@ -9,8 +9,8 @@ use std::task::{Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use weir_host::config::ConfigErrors;
-use weir_host::{
+use crate::config::ConfigErrors;
+use crate::{
     CallError, Circuit, ConnectorInstance, EventBatch, EventId, Feedback, FeedbackKind,
     InstanceOptions, LoadError, LogSink, Notice, Plugin, PluginInfo, PluginLog, PullStatus, Sides,
     SinkEvent, SinkReply,
@@ -323,7 +323,7 @@ impl Builder {
     /// The connector's config, written as in a pipeline file's `[connector.config]`
     /// table (`""` for none). The conversion is the host's, errors included.
     pub fn config(mut self, toml: &str) -> Self {
-        self.config = weir_host::config::connector_config(Path::new("<config>"), toml);
+        self.config = crate::config::connector_config(Path::new("<config>"), toml);
         self
     }
 
@@ -491,9 +491,9 @@ type Job = Box<dyn FnOnce(&mut ConnectorInstance) + Send>;
 /// #         Ok(SinkReply::Ack)
 /// #     }
 /// # }
-/// use weir_testing::Harness;
+/// use weir_host::testing::Harness;
 ///
-/// # fn main() -> Result<(), weir_testing::HarnessError> {
+/// # fn main() -> Result<(), weir_host::testing::HarnessError> {
 /// // `Acker` is a sink (`#[connector_plugin] impl Connector for Acker`) that acks all.
 /// let mut sink = Harness::new::<Acker>("")?;
 /// sink.start()?;
