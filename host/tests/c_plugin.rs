@@ -154,7 +154,7 @@ fn the_c_plugin_runs_in_a_pipeline() {
 }
 
 /// A C source that misbehaves as `-D` says: `BLOCK` sleeps in `pull`, `OVERPUSH` pushes
-/// five events whatever it is asked for.
+/// five events whatever it is asked for, `DROP_BLOCKS` sleeps in the vtable's `drop`.
 const BROKEN_SOURCE: &str = r#"
 #include <string.h>
 #include <stdlib.h>
@@ -179,7 +179,11 @@ static WeirCallStatus bad_pull(void *s, WeirPullArgs *a) {
 #ifdef BLOCK
     for (;;) { sleep(60); }
 #endif
-    for (int i = 0; i < 5; i++) {
+    uint32_t n = 5;
+#ifndef OVERPUSH
+    if (n > a->max_events) { n = a->max_events; }
+#endif
+    for (uint32_t i = 0; i < n; i++) {
         WeirRawEvent event = { SLICE("x"), 0, {NULL, 0} };
         a->writer.push(a->writer.ctx, &event);
     }
@@ -190,7 +194,12 @@ static WeirCallStatus ok_feedback(void *s, WeirFeedbackArgs *a) { (void)s; (void
 static WeirCallStatus no_sink(void *s, WeirSinkArgs *a) { (void)s; (void)a; return WEIR_CALL_STATUS_UNSUPPORTED; }
 static WeirCallStatus ok_close(void *s, WeirCloseArgs *a) { (void)s; (void)a; return WEIR_CALL_STATUS_OK; }
 static WeirCallStatus no_extension(void *s, WeirExtensionArgs *a) { (void)s; a->table = NULL; return WEIR_CALL_STATUS_OK; }
-static void drop(void *s) { free(s); }
+static void drop(void *s) {
+#ifdef DROP_BLOCKS
+    for (;;) { sleep(60); }
+#endif
+    free(s);
+}
 
 static const WeirConnectorVtable VTABLE = {
     ok_connect, ok_notify, bad_pull, ok_feedback, no_sink, ok_close, no_extension, drop,
@@ -300,6 +309,21 @@ fn weir_plugins_test_passes_a_good_plugin_and_names_what_a_broken_one_does_wrong
     );
     assert!(
         said.contains("  skip stop and drop: the connector is still in `pull`"),
+        "{said}"
+    );
+
+    // Freeing the instance is a call too: a `drop` that blocks fails the suite in time.
+    let drop_blocks = broken_c_plugin(&dir, "DROP_BLOCKS");
+    let started = Instant::now();
+    let (code, said, _) = weir_plugins_test(&[
+        drop_blocks.as_os_str(),
+        "--call-bound-ms".as_ref(),
+        "200".as_ref(),
+    ]);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("  FAIL stop and drop: `drop` did not return within 200ms"),
         "{said}"
     );
 

@@ -138,6 +138,7 @@ fn bad_names_and_occupied_directories_are_refused() {
         ("fn", "a Rust keyword"),
         ("alloc", "a standard crate's name"),
         ("stdout", "a connector bundled with weir"),
+        ("weir-host", "the crate depends on a crate of that name"),
         ("", "a plugin needs a name"),
     ] {
         let out = weir(&dir, &["new", "plugin", bad]);

@@ -26,7 +26,8 @@
  * - Lifetimes of slices: a `WeirAbiSlice` the host passes is valid for the duration of
  *   the call only (the `HostApi` for the instance's whole life). Strings in the
  *   declaration live as long as the library (static storage). `ptr` may be null or
- *   dangling when `len` is 0. Strings are UTF-8, not NUL-terminated.
+ *   dangling when `len` is 0, and is never read then. Strings are UTF-8, not
+ *   NUL-terminated.
  * - One call at a time per instance, from a thread of the host's choosing; return quickly
  *   (a source with nothing to say returns WEIR_PULL_HINT_EMPTY). Only the `HostApi`
  *   functions documented so may be called from other threads (logging, wakers).
@@ -47,12 +48,23 @@
 #endif
 
 /** The target triple to put in `WeirPluginHeader.target` (the host's). */
+#ifndef WEIR_TARGET
 #if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
 #define WEIR_TARGET "x86_64-unknown-linux-gnu"
 #elif defined(__aarch64__) && defined(__linux__) && defined(__GLIBC__)
 #define WEIR_TARGET "aarch64-unknown-linux-gnu"
 #else
-#error "weir_connector.h does not know this target's triple: define WEIR_TARGET before including it"
+#error "weir_connector.h does not know this target's triple: define WEIR_TARGET (the host's) before including it"
+#endif
+#endif
+
+/* The layout assertions at the end, in C11 and in C++11. */
+#ifdef __cplusplus
+#define WEIR_STATIC_ASSERT static_assert
+#define WEIR_ALIGNOF alignof
+#else
+#define WEIR_STATIC_ASSERT _Static_assert
+#define WEIR_ALIGNOF _Alignof
 #endif
 
 #ifdef __cplusplus
@@ -370,7 +382,8 @@ struct WeirAbiVersion {
  */
 struct WeirAbiSlice {
     /**
-     * First byte; may be dangling (but non-null and aligned) when `len` is zero.
+     * First byte. When `len` is zero it may be null or dangling (the Rust sdk passes a
+     * dangling, aligned pointer); a reader never dereferences it then.
      */
     const uint8_t *ptr;
     /**
@@ -866,115 +879,115 @@ struct WeirConnectorVtable {
 
 /* The layout of every struct as the sdk has it (64-bit targets): a compiler that lays
  * one out differently refuses to build the plugin. */
-_Static_assert(sizeof(WeirAbiSlice) == 16 && _Alignof(WeirAbiSlice) == 8, "WeirAbiSlice: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirAbiSlice, ptr) == 0, "WeirAbiSlice.ptr: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirAbiSlice, len) == 8, "WeirAbiSlice.len: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirAbiVersion) == 4 && _Alignof(WeirAbiVersion) == 2, "WeirAbiVersion: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirAbiVersion, major) == 0, "WeirAbiVersion.major: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirAbiVersion, minor) == 2, "WeirAbiVersion.minor: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirCloseArgs) == 16 && _Alignof(WeirCloseArgs) == 8, "WeirCloseArgs: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirCloseArgs, error) == 0, "WeirCloseArgs.error: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirConnectArgs) == 24 && _Alignof(WeirConnectArgs) == 8, "WeirConnectArgs: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectArgs, error) == 0, "WeirConnectArgs.error: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectArgs, attempt) == 16, "WeirConnectArgs.attempt: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectArgs, connected) == 20, "WeirConnectArgs.connected: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirConnectorPluginDecl) == 128 && _Alignof(WeirConnectorPluginDecl) == 8, "WeirConnectorPluginDecl: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorPluginDecl, header) == 0, "WeirConnectorPluginDecl.header: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorPluginDecl, capabilities) == 104, "WeirConnectorPluginDecl.capabilities: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorPluginDecl, vtable) == 112, "WeirConnectorPluginDecl.vtable: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorPluginDecl, create) == 120, "WeirConnectorPluginDecl.create: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirConnectorVtable) == 64 && _Alignof(WeirConnectorVtable) == 8, "WeirConnectorVtable: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorVtable, connect) == 0, "WeirConnectorVtable.connect: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorVtable, notify) == 8, "WeirConnectorVtable.notify: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorVtable, pull) == 16, "WeirConnectorVtable.pull: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorVtable, source_feedback) == 24, "WeirConnectorVtable.source_feedback: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorVtable, sink_batch) == 32, "WeirConnectorVtable.sink_batch: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorVtable, close) == 40, "WeirConnectorVtable.close: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorVtable, extension) == 48, "WeirConnectorVtable.extension: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirConnectorVtable, drop) == 56, "WeirConnectorVtable.drop: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirCreateArgs) == 72 && _Alignof(WeirCreateArgs) == 8, "WeirCreateArgs: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirCreateArgs, error) == 0, "WeirCreateArgs.error: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirCreateArgs, config) == 16, "WeirCreateArgs.config: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirCreateArgs, connector_id) == 32, "WeirCreateArgs.connector_id: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirCreateArgs, host) == 48, "WeirCreateArgs.host: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirCreateArgs, bound_as) == 56, "WeirCreateArgs.bound_as: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirCreateArgs, instance) == 64, "WeirCreateArgs.instance: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirErrorReport) == 56 && _Alignof(WeirErrorReport) == 8, "WeirErrorReport: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirErrorReport, kind) == 0, "WeirErrorReport.kind: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirErrorReport, message) == 8, "WeirErrorReport.message: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirErrorReport, location) == 24, "WeirErrorReport.location: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirErrorReport, field_path) == 40, "WeirErrorReport.field_path: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirErrorSink) == 16 && _Alignof(WeirErrorSink) == 8, "WeirErrorSink: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirErrorSink, ctx) == 0, "WeirErrorSink.ctx: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirErrorSink, report) == 8, "WeirErrorSink.report: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirEventId) == 16 && _Alignof(WeirEventId) == 8, "WeirEventId: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirEventId, stream) == 0, "WeirEventId.stream: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirEventId, pull) == 8, "WeirEventId.pull: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirEventWriter) == 24 && _Alignof(WeirEventWriter) == 8, "WeirEventWriter: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirEventWriter, ctx) == 0, "WeirEventWriter.ctx: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirEventWriter, push) == 8, "WeirEventWriter.push: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirEventWriter, end_stream) == 16, "WeirEventWriter.end_stream: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirExtensionArgs) == 16 && _Alignof(WeirExtensionArgs) == 8, "WeirExtensionArgs: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirExtensionArgs, id) == 0, "WeirExtensionArgs.id: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirExtensionArgs, table) == 8, "WeirExtensionArgs.table: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirFeedback) == 24 && _Alignof(WeirFeedback) == 8, "WeirFeedback: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirFeedback, id) == 0, "WeirFeedback.id: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirFeedback, kind) == 16, "WeirFeedback.kind: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirFeedbackArgs) == 32 && _Alignof(WeirFeedbackArgs) == 8, "WeirFeedbackArgs: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirFeedbackArgs, error) == 0, "WeirFeedbackArgs.error: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirFeedbackArgs, items) == 16, "WeirFeedbackArgs.items: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirFeedbackArgs, len) == 24, "WeirFeedbackArgs.len: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirHostApi) == 80 && _Alignof(WeirHostApi) == 8, "WeirHostApi: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirHostApi, struct_size) == 0, "WeirHostApi.struct_size: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirHostApi, ctx) == 8, "WeirHostApi.ctx: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirHostApi, log) == 16, "WeirHostApi.log: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirHostApi, request_shutdown) == 24, "WeirHostApi.request_shutdown: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirHostApi, max_level) == 32, "WeirHostApi.max_level: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirHostApi, waker_new) == 40, "WeirHostApi.waker_new: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirHostApi, waker_clone) == 48, "WeirHostApi.waker_clone: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirHostApi, waker_wake) == 56, "WeirHostApi.waker_wake: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirHostApi, waker_drop) == 64, "WeirHostApi.waker_drop: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirHostApi, pull_after) == 72, "WeirHostApi.pull_after: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirLogRecord) == 40 && _Alignof(WeirLogRecord) == 8, "WeirLogRecord: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirLogRecord, level) == 0, "WeirLogRecord.level: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirLogRecord, target) == 8, "WeirLogRecord.target: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirLogRecord, message) == 24, "WeirLogRecord.message: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirNotifyArgs) == 24 && _Alignof(WeirNotifyArgs) == 8, "WeirNotifyArgs: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirNotifyArgs, error) == 0, "WeirNotifyArgs.error: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirNotifyArgs, notice) == 16, "WeirNotifyArgs.notice: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirPluginHeader) == 104 && _Alignof(WeirPluginHeader) == 8, "WeirPluginHeader: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirPluginHeader, magic) == 0, "WeirPluginHeader.magic: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPluginHeader, header_size) == 8, "WeirPluginHeader.header_size: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPluginHeader, kind) == 12, "WeirPluginHeader.kind: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPluginHeader, abi) == 16, "WeirPluginHeader.abi: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPluginHeader, decl_size) == 20, "WeirPluginHeader.decl_size: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPluginHeader, layout_fingerprint) == 24, "WeirPluginHeader.layout_fingerprint: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPluginHeader, panic_strategy) == 32, "WeirPluginHeader.panic_strategy: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPluginHeader, target) == 40, "WeirPluginHeader.target: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPluginHeader, sdk_version) == 56, "WeirPluginHeader.sdk_version: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPluginHeader, name) == 72, "WeirPluginHeader.name: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPluginHeader, version) == 88, "WeirPluginHeader.version: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirPullArgs) == 48 && _Alignof(WeirPullArgs) == 8, "WeirPullArgs: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirPullArgs, error) == 0, "WeirPullArgs.error: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPullArgs, writer) == 16, "WeirPullArgs.writer: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPullArgs, max_events) == 40, "WeirPullArgs.max_events: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirPullArgs, hint) == 44, "WeirPullArgs.hint: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirRawEvent) == 40 && _Alignof(WeirRawEvent) == 8, "WeirRawEvent: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirRawEvent, bytes) == 0, "WeirRawEvent.bytes: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirRawEvent, stream) == 16, "WeirRawEvent.stream: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirRawEvent, meta) == 24, "WeirRawEvent.meta: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirRawEventView) == 56 && _Alignof(WeirRawEventView) == 8, "WeirRawEventView: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirRawEventView, bytes) == 0, "WeirRawEventView.bytes: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirRawEventView, id) == 16, "WeirRawEventView.id: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirRawEventView, ingest_ns) == 32, "WeirRawEventView.ingest_ns: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirRawEventView, meta) == 40, "WeirRawEventView.meta: offset as in the Rust sdk");
-_Static_assert(sizeof(WeirSinkArgs) == 56 && _Alignof(WeirSinkArgs) == 8, "WeirSinkArgs: size and alignment as in the Rust sdk");
-_Static_assert(offsetof(WeirSinkArgs, error) == 0, "WeirSinkArgs.error: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirSinkArgs, events) == 16, "WeirSinkArgs.events: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirSinkArgs, len) == 24, "WeirSinkArgs.len: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirSinkArgs, replies) == 32, "WeirSinkArgs.replies: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirSinkArgs, processed) == 40, "WeirSinkArgs.processed: offset as in the Rust sdk");
-_Static_assert(offsetof(WeirSinkArgs, circuit) == 48, "WeirSinkArgs.circuit: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirAbiSlice) == 16 && WEIR_ALIGNOF(WeirAbiSlice) == 8, "WeirAbiSlice: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirAbiSlice, ptr) == 0, "WeirAbiSlice.ptr: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirAbiSlice, len) == 8, "WeirAbiSlice.len: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirAbiVersion) == 4 && WEIR_ALIGNOF(WeirAbiVersion) == 2, "WeirAbiVersion: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirAbiVersion, major) == 0, "WeirAbiVersion.major: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirAbiVersion, minor) == 2, "WeirAbiVersion.minor: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirCloseArgs) == 16 && WEIR_ALIGNOF(WeirCloseArgs) == 8, "WeirCloseArgs: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirCloseArgs, error) == 0, "WeirCloseArgs.error: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirConnectArgs) == 24 && WEIR_ALIGNOF(WeirConnectArgs) == 8, "WeirConnectArgs: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectArgs, error) == 0, "WeirConnectArgs.error: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectArgs, attempt) == 16, "WeirConnectArgs.attempt: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectArgs, connected) == 20, "WeirConnectArgs.connected: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirConnectorPluginDecl) == 128 && WEIR_ALIGNOF(WeirConnectorPluginDecl) == 8, "WeirConnectorPluginDecl: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorPluginDecl, header) == 0, "WeirConnectorPluginDecl.header: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorPluginDecl, capabilities) == 104, "WeirConnectorPluginDecl.capabilities: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorPluginDecl, vtable) == 112, "WeirConnectorPluginDecl.vtable: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorPluginDecl, create) == 120, "WeirConnectorPluginDecl.create: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirConnectorVtable) == 64 && WEIR_ALIGNOF(WeirConnectorVtable) == 8, "WeirConnectorVtable: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorVtable, connect) == 0, "WeirConnectorVtable.connect: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorVtable, notify) == 8, "WeirConnectorVtable.notify: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorVtable, pull) == 16, "WeirConnectorVtable.pull: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorVtable, source_feedback) == 24, "WeirConnectorVtable.source_feedback: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorVtable, sink_batch) == 32, "WeirConnectorVtable.sink_batch: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorVtable, close) == 40, "WeirConnectorVtable.close: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorVtable, extension) == 48, "WeirConnectorVtable.extension: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirConnectorVtable, drop) == 56, "WeirConnectorVtable.drop: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirCreateArgs) == 72 && WEIR_ALIGNOF(WeirCreateArgs) == 8, "WeirCreateArgs: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirCreateArgs, error) == 0, "WeirCreateArgs.error: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirCreateArgs, config) == 16, "WeirCreateArgs.config: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirCreateArgs, connector_id) == 32, "WeirCreateArgs.connector_id: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirCreateArgs, host) == 48, "WeirCreateArgs.host: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirCreateArgs, bound_as) == 56, "WeirCreateArgs.bound_as: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirCreateArgs, instance) == 64, "WeirCreateArgs.instance: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirErrorReport) == 56 && WEIR_ALIGNOF(WeirErrorReport) == 8, "WeirErrorReport: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirErrorReport, kind) == 0, "WeirErrorReport.kind: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirErrorReport, message) == 8, "WeirErrorReport.message: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirErrorReport, location) == 24, "WeirErrorReport.location: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirErrorReport, field_path) == 40, "WeirErrorReport.field_path: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirErrorSink) == 16 && WEIR_ALIGNOF(WeirErrorSink) == 8, "WeirErrorSink: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirErrorSink, ctx) == 0, "WeirErrorSink.ctx: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirErrorSink, report) == 8, "WeirErrorSink.report: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirEventId) == 16 && WEIR_ALIGNOF(WeirEventId) == 8, "WeirEventId: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirEventId, stream) == 0, "WeirEventId.stream: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirEventId, pull) == 8, "WeirEventId.pull: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirEventWriter) == 24 && WEIR_ALIGNOF(WeirEventWriter) == 8, "WeirEventWriter: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirEventWriter, ctx) == 0, "WeirEventWriter.ctx: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirEventWriter, push) == 8, "WeirEventWriter.push: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirEventWriter, end_stream) == 16, "WeirEventWriter.end_stream: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirExtensionArgs) == 16 && WEIR_ALIGNOF(WeirExtensionArgs) == 8, "WeirExtensionArgs: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirExtensionArgs, id) == 0, "WeirExtensionArgs.id: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirExtensionArgs, table) == 8, "WeirExtensionArgs.table: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirFeedback) == 24 && WEIR_ALIGNOF(WeirFeedback) == 8, "WeirFeedback: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirFeedback, id) == 0, "WeirFeedback.id: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirFeedback, kind) == 16, "WeirFeedback.kind: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirFeedbackArgs) == 32 && WEIR_ALIGNOF(WeirFeedbackArgs) == 8, "WeirFeedbackArgs: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirFeedbackArgs, error) == 0, "WeirFeedbackArgs.error: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirFeedbackArgs, items) == 16, "WeirFeedbackArgs.items: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirFeedbackArgs, len) == 24, "WeirFeedbackArgs.len: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirHostApi) == 80 && WEIR_ALIGNOF(WeirHostApi) == 8, "WeirHostApi: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirHostApi, struct_size) == 0, "WeirHostApi.struct_size: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirHostApi, ctx) == 8, "WeirHostApi.ctx: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirHostApi, log) == 16, "WeirHostApi.log: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirHostApi, request_shutdown) == 24, "WeirHostApi.request_shutdown: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirHostApi, max_level) == 32, "WeirHostApi.max_level: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirHostApi, waker_new) == 40, "WeirHostApi.waker_new: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirHostApi, waker_clone) == 48, "WeirHostApi.waker_clone: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirHostApi, waker_wake) == 56, "WeirHostApi.waker_wake: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirHostApi, waker_drop) == 64, "WeirHostApi.waker_drop: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirHostApi, pull_after) == 72, "WeirHostApi.pull_after: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirLogRecord) == 40 && WEIR_ALIGNOF(WeirLogRecord) == 8, "WeirLogRecord: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirLogRecord, level) == 0, "WeirLogRecord.level: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirLogRecord, target) == 8, "WeirLogRecord.target: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirLogRecord, message) == 24, "WeirLogRecord.message: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirNotifyArgs) == 24 && WEIR_ALIGNOF(WeirNotifyArgs) == 8, "WeirNotifyArgs: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirNotifyArgs, error) == 0, "WeirNotifyArgs.error: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirNotifyArgs, notice) == 16, "WeirNotifyArgs.notice: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirPluginHeader) == 104 && WEIR_ALIGNOF(WeirPluginHeader) == 8, "WeirPluginHeader: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPluginHeader, magic) == 0, "WeirPluginHeader.magic: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPluginHeader, header_size) == 8, "WeirPluginHeader.header_size: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPluginHeader, kind) == 12, "WeirPluginHeader.kind: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPluginHeader, abi) == 16, "WeirPluginHeader.abi: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPluginHeader, decl_size) == 20, "WeirPluginHeader.decl_size: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPluginHeader, layout_fingerprint) == 24, "WeirPluginHeader.layout_fingerprint: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPluginHeader, panic_strategy) == 32, "WeirPluginHeader.panic_strategy: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPluginHeader, target) == 40, "WeirPluginHeader.target: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPluginHeader, sdk_version) == 56, "WeirPluginHeader.sdk_version: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPluginHeader, name) == 72, "WeirPluginHeader.name: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPluginHeader, version) == 88, "WeirPluginHeader.version: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirPullArgs) == 48 && WEIR_ALIGNOF(WeirPullArgs) == 8, "WeirPullArgs: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPullArgs, error) == 0, "WeirPullArgs.error: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPullArgs, writer) == 16, "WeirPullArgs.writer: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPullArgs, max_events) == 40, "WeirPullArgs.max_events: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirPullArgs, hint) == 44, "WeirPullArgs.hint: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirRawEvent) == 40 && WEIR_ALIGNOF(WeirRawEvent) == 8, "WeirRawEvent: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirRawEvent, bytes) == 0, "WeirRawEvent.bytes: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirRawEvent, stream) == 16, "WeirRawEvent.stream: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirRawEvent, meta) == 24, "WeirRawEvent.meta: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirRawEventView) == 56 && WEIR_ALIGNOF(WeirRawEventView) == 8, "WeirRawEventView: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirRawEventView, bytes) == 0, "WeirRawEventView.bytes: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirRawEventView, id) == 16, "WeirRawEventView.id: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirRawEventView, ingest_ns) == 32, "WeirRawEventView.ingest_ns: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirRawEventView, meta) == 40, "WeirRawEventView.meta: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(sizeof(WeirSinkArgs) == 56 && WEIR_ALIGNOF(WeirSinkArgs) == 8, "WeirSinkArgs: size and alignment as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirSinkArgs, error) == 0, "WeirSinkArgs.error: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirSinkArgs, events) == 16, "WeirSinkArgs.events: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirSinkArgs, len) == 24, "WeirSinkArgs.len: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirSinkArgs, replies) == 32, "WeirSinkArgs.replies: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirSinkArgs, processed) == 40, "WeirSinkArgs.processed: offset as in the Rust sdk");
+WEIR_STATIC_ASSERT(offsetof(WeirSinkArgs, circuit) == 48, "WeirSinkArgs.circuit: offset as in the Rust sdk");
 
 #ifdef __cplusplus
 }

@@ -145,7 +145,8 @@ impl PanicStrategy {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct AbiSlice {
-    /// First byte; may be dangling (but non-null and aligned) when `len` is zero.
+    /// First byte. When `len` is zero it may be null or dangling (the Rust sdk passes a
+    /// dangling, aligned pointer); a reader never dereferences it then.
     pub ptr: *const u8,
     /// Number of bytes.
     pub len: usize,

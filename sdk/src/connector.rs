@@ -402,7 +402,9 @@ impl<'a> SourceBatch<'a> {
         unsafe { (self.writer.end_stream)(self.writer.ctx, stream) };
     }
 
-    /// How many more events the host would like in this pull. Pushing more is allowed.
+    /// How many more events the host asked for in this pull. The host takes more, but a
+    /// source that pushes past it defeats the host's flow control (its memory bound), and
+    /// the conformance suite (`weir_testing::conformance`) fails it.
     pub fn remaining(&self) -> usize {
         self.capacity.saturating_sub(self.pushed)
     }

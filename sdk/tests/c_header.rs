@@ -670,14 +670,14 @@ fn generate() -> String {
         let c = c_name(name);
         writeln!(
             out,
-            "_Static_assert(sizeof({c}) == {} && _Alignof({c}) == {}, \"{c}: size and alignment as in the Rust sdk\");",
+            "WEIR_STATIC_ASSERT(sizeof({c}) == {} && WEIR_ALIGNOF({c}) == {}, \"{c}: size and alignment as in the Rust sdk\");",
             layout.size, layout.align
         )
         .unwrap();
         for (field, offset) in &layout.fields {
             writeln!(
                 out,
-                "_Static_assert(offsetof({c}, {field}) == {offset}, \"{c}.{field}: offset as in the Rust sdk\");"
+                "WEIR_STATIC_ASSERT(offsetof({c}, {field}) == {offset}, \"{c}.{field}: offset as in the Rust sdk\");"
             )
             .unwrap();
         }
@@ -780,7 +780,8 @@ const PREAMBLE: &str = r#"/*
  * - Lifetimes of slices: a `WeirAbiSlice` the host passes is valid for the duration of
  *   the call only (the `HostApi` for the instance's whole life). Strings in the
  *   declaration live as long as the library (static storage). `ptr` may be null or
- *   dangling when `len` is 0. Strings are UTF-8, not NUL-terminated.
+ *   dangling when `len` is 0, and is never read then. Strings are UTF-8, not
+ *   NUL-terminated.
  * - One call at a time per instance, from a thread of the host's choosing; return quickly
  *   (a source with nothing to say returns WEIR_PULL_HINT_EMPTY). Only the `HostApi`
  *   functions documented so may be called from other threads (logging, wakers).
@@ -801,12 +802,23 @@ const PREAMBLE: &str = r#"/*
 #endif
 
 /** The target triple to put in `WeirPluginHeader.target` (the host's). */
+#ifndef WEIR_TARGET
 #if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
 #define WEIR_TARGET "x86_64-unknown-linux-gnu"
 #elif defined(__aarch64__) && defined(__linux__) && defined(__GLIBC__)
 #define WEIR_TARGET "aarch64-unknown-linux-gnu"
 #else
-#error "weir_connector.h does not know this target's triple: define WEIR_TARGET before including it"
+#error "weir_connector.h does not know this target's triple: define WEIR_TARGET (the host's) before including it"
+#endif
+#endif
+
+/* The layout assertions at the end, in C11 and in C++11. */
+#ifdef __cplusplus
+#define WEIR_STATIC_ASSERT static_assert
+#define WEIR_ALIGNOF alignof
+#else
+#define WEIR_STATIC_ASSERT _Static_assert
+#define WEIR_ALIGNOF _Alignof
 #endif
 
 #ifdef __cplusplus
@@ -850,36 +862,37 @@ fn the_c_header_is_what_src_abi_rs_generates() {
     }
 }
 
-#[test]
-fn the_c_header_compiles_as_c11_with_every_warning_an_error() {
+/// Compiles a file that includes the header with `compiler` and `flags`, every warning an
+/// error.
+fn compile_including_the_header(compiler: &str, flags: &[&str], file: &str) {
     let dir = std::env::temp_dir().join(format!("weir-c-header-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let source = dir.join("include.c");
+    let source = dir.join(file);
     std::fs::write(
         &source,
         "#include \"weir_connector.h\"\nint weir_header_included(void) { return WEIR_CONNECTOR_ABI_MAJOR; }\n",
     )
     .unwrap();
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
-    let out = std::process::Command::new(&cc)
-        .args([
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-c",
-            "-o",
-        ])
-        .arg(dir.join("include.o"))
+    let out = std::process::Command::new(compiler)
+        .args(flags)
+        .args(["-Wall", "-Wextra", "-Wpedantic", "-Werror", "-c", "-o"])
+        .arg(dir.join(format!("{file}.o")))
         .arg("-I")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("include"))
         .arg(&source)
         .output()
-        .unwrap_or_else(|e| panic!("running the C compiler `{cc}`: {e}"));
+        .unwrap_or_else(|e| panic!("running the compiler `{compiler}`: {e}"));
     assert!(
         out.status.success(),
-        "{cc} refused the header:\n{}",
+        "{compiler} {flags:?} refused the header:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_c_header_compiles_as_c11_and_as_cpp17_with_every_warning_an_error() {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    compile_including_the_header(&cc, &["-std=c11"], "include.c");
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".to_owned());
+    compile_including_the_header(&cxx, &["-std=c++17"], "include.cpp");
 }

@@ -9,7 +9,7 @@ use weir_sdk::{
     Result, SinkContext, SinkReply, SourceBatch, connector_plugin,
 };
 use weir_testing::conformance::{self, Outcome, Suite};
-use weir_testing::{CallError, Harness, HarnessError, Notice};
+use weir_testing::{CallError, Harness, HarnessError, Notice, Sides};
 
 /// A source of `count` numbered events (then finished) that logs what it is told.
 struct Counter {
@@ -445,7 +445,7 @@ fn a_source_that_panics_spins_or_stays_silent_fails_the_suite() {
         "{why}"
     );
     assert!(
-        matches!(outcome(&failed.0, "feedback"), Outcome::Skipped(s) if s == "a panic poisoned the connector")
+        matches!(outcome(&failed.0, "feedback"), Outcome::Skipped(s) if s == "an earlier call poisoned the connector (a panic, or a reply the ABI does not allow)")
     );
 
     let failed = conformance::check(Harness::builder::<Spins>()).unwrap_err();
@@ -486,5 +486,135 @@ fn a_sink_that_never_reopens_its_breaker_fails_the_suite() {
     assert_eq!(
         why,
         "closed its circuit breaker and did not reopen it in 200ms of ticks (its sources stay paused until it does)"
+    );
+}
+
+/// A sink whose panic payload panics again when dropped.
+struct PanicsTwice;
+
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the payload's own drop");
+    }
+}
+
+#[connector_plugin(name = "panics-twice")]
+impl Connector for PanicsTwice {
+    type Config = NoConfig;
+
+    fn new(_config: NoConfig, _ctx: &ConnectorContext) -> Result<Self> {
+        Ok(Self)
+    }
+
+    fn on_event(&mut self, _ctx: &mut SinkContext<'_>, _event: Event<'_>) -> Result<SinkReply> {
+        std::panic::panic_any(Bomb)
+    }
+}
+
+#[test]
+fn a_panic_whose_payload_panics_when_dropped_is_reported_not_an_abort() {
+    let mut sink = Harness::new::<PanicsTwice>("").unwrap();
+    sink.start().unwrap();
+    let error = sink.deliver(["x"]).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            HarnessError::Call(CallError::Panicked {
+                method: "sink_batch",
+                ..
+            })
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_binding_the_plugin_cannot_have_is_refused_and_a_connector_bound_neither_way_fails_the_suite() {
+    let error = Harness::builder::<NeverAcks>()
+        .bound_as(Sides::SOURCE)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "connector `never-acks` cannot be bound as a source: plugin `never-acks` is sink"
+    );
+    let failed = conformance::check(
+        Harness::builder::<Counter>()
+            .config("count = 1")
+            .bound_as(Sides::NONE),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(outcome(&failed.0, "bindings"), Outcome::Failed(why) if why.starts_with("bound neither")),
+        "{failed}"
+    );
+    // A report on a connector that could not be built still names it.
+    let failed =
+        conformance::check(Harness::builder::<Counter>().config("count = \"x\"")).unwrap_err();
+    assert!(
+        failed
+            .to_string()
+            .starts_with("conformance of connector `counter` (plugin `counter`): 1 check failed"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn limits_without_end_and_zero_counts_are_taken_as_meant() {
+    let mut source = Harness::builder::<Counter>()
+        .config("count = 5")
+        .connect_within(Duration::MAX)
+        .call_limit(Duration::ZERO)
+        .build()
+        .unwrap();
+    source.start().unwrap();
+    assert!(source.pull_events(0, Duration::MAX).unwrap().is_empty());
+    assert!(source.in_flight().is_empty(), "nothing was pulled");
+    assert_eq!(source.pull_events(5, Duration::MAX).unwrap().len(), 5);
+    Suite::new()
+        .within(Duration::MAX)
+        .run(Harness::builder::<Counter>().config("count = 5"))
+        .unwrap();
+}
+
+/// A source of three events of a megabyte each.
+struct Big {
+    sent: u32,
+}
+
+#[connector_plugin(name = "big")]
+impl Connector for Big {
+    type Config = NoConfig;
+
+    fn new(_config: NoConfig, _ctx: &ConnectorContext) -> Result<Self> {
+        Ok(Self { sent: 0 })
+    }
+
+    fn pull(&mut self, _ctx: &ConnectorContext, batch: &mut SourceBatch<'_>) -> Result<PullStatus> {
+        while self.sent < 3 {
+            batch.push(&vec![b'x'; 1 << 20]);
+            self.sent += 1;
+        }
+        Ok(PullStatus::Finished)
+    }
+}
+
+#[test]
+fn errors_about_huge_events_stay_short() {
+    let mut source = Harness::new::<Big>("").unwrap();
+    source.start().unwrap();
+    let error = source.pull_events(4, Duration::from_secs(5)).unwrap_err();
+    assert!(
+        error.to_string().len() < 1000,
+        "{} bytes",
+        error.to_string().len()
+    );
+    assert!(error.to_string().contains("... (1048576 bytes)"), "{error}");
+    assert!(
+        format!("{error:?}").len() < 2000,
+        "{} bytes",
+        format!("{error:?}").len()
     );
 }

@@ -138,6 +138,13 @@ impl Suite {
             plugin: String::new(),
             checks: Vec::new(),
         };
+        let (id, plugin) = builder.names();
+        report.connector = id;
+        report.plugin = if plugin.is_empty() {
+            plugin
+        } else {
+            format!("`{plugin}`")
+        };
         let mut harness = match builder.call_limit(self.call_bound).build() {
             Ok(harness) => {
                 report.connector = harness.id().to_owned();
@@ -159,6 +166,13 @@ impl Suite {
         // pulled, whatever its plugin can do.
         let is_source = harness.info().is_source && harness.bound_as().source;
         let is_sink = harness.info().is_sink && harness.bound_as().sink;
+        if !is_source && !is_sink {
+            report.fail(
+                "bindings",
+                "bound neither as a source nor as a sink: only its lifecycle can be checked"
+                    .to_owned(),
+            );
+        }
         let mut run = Run {
             suite: self,
             harness: &mut harness,
@@ -199,18 +213,18 @@ impl Suite {
                     "acks",
                     format!("acked {acked} of the {sample} events it was handed"),
                 ),
-                None => run
-                    .report
-                    .skip("acks", "no events were delivered".to_owned()),
+                None => run.report.skip(
+                    "acks",
+                    "no events were delivered (see `deliver`)".to_owned(),
+                ),
             }
         }
         run.check("pause and resume", |r| {
             r.harness.pause()?;
             r.harness.resume()?;
             if is_source && !r.finished {
-                let pulled = r.harness.pull()?;
-                r.finished = pulled.status == PullStatus::Finished;
-                r.harness.ack_all(&pulled.events)?;
+                let pulled = r.pull_checked("after the resume")?;
+                r.harness.ack_all(&pulled)?;
             }
             if is_sink {
                 r.harness.deliver(r.suite.sample.iter().take(4))?;
@@ -219,7 +233,7 @@ impl Suite {
         });
         run.check("drain with events in flight", |r| {
             let in_flight = if is_source && !r.finished {
-                r.harness.pull()?.events
+                r.pull_checked("before the drain")?
             } else {
                 Vec::new()
             };
@@ -324,8 +338,12 @@ impl Run<'_> {
             return;
         }
         if self.harness.is_poisoned() {
-            self.report
-                .skip(name, "a panic poisoned the connector".to_owned());
+            self.report.skip(
+                name,
+                "an earlier call poisoned the connector (a panic, or a reply the ABI does not \
+                 allow)"
+                    .to_owned(),
+            );
             return;
         }
         match body(self) {
@@ -337,7 +355,7 @@ impl Run<'_> {
     fn pull(&mut self) -> Result<String, Failure> {
         const MAX_SPINS: u32 = 1000;
         let suite = self.suite;
-        let deadline = Instant::now() + suite.within;
+        let deadline = super::harness::after(suite.within);
         // Small limits first: a source must not push more than it was asked for.
         let limits = [1u32, 3, 64];
         let (mut pulls, mut spins, mut finished) = (0u32, 0u32, false);
@@ -402,6 +420,20 @@ impl Run<'_> {
         ))
     }
 
+    /// One pull of at most `PULL_MAX` events, failed if the source pushes more.
+    fn pull_checked(&mut self, when: &str) -> Result<Vec<SourceEvent>, Failure> {
+        const PULL_MAX: u32 = 64;
+        let pulled = self.harness.pull_at_most(PULL_MAX)?;
+        if pulled.events.len() > PULL_MAX as usize {
+            return Err(Failure(format!(
+                "a pull {when} returned {} events when asked for at most {PULL_MAX}",
+                pulled.events.len()
+            )));
+        }
+        self.finished = pulled.status == PullStatus::Finished;
+        Ok(pulled.events)
+    }
+
     fn feedback(&mut self) -> Result<String, Failure> {
         if self.pulled.is_empty() {
             return Ok("nothing was pulled, so nothing to ack".to_owned());
@@ -439,7 +471,7 @@ impl Run<'_> {
             delivered += batch.len();
             acked += outcome.acked();
             if self.harness.circuit() == crate::Circuit::Closed {
-                let deadline = Instant::now() + self.suite.within;
+                let deadline = super::harness::after(self.suite.within);
                 while self.harness.circuit() == crate::Circuit::Closed {
                     if Instant::now() >= deadline {
                         return Err(Failure(format!(

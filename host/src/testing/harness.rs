@@ -85,6 +85,20 @@ pub enum HarnessError {
         /// What the last attempt said.
         last: String,
     },
+    /// The builder asked for a binding the plugin cannot have (a sink bound as a source).
+    #[error(
+        "connector `{connector}` cannot be bound as a {side}: plugin `{plugin}` is {capabilities}"
+    )]
+    Unbindable {
+        /// The connector's id.
+        connector: String,
+        /// Its plugin's name.
+        plugin: String,
+        /// `source` or `sink`.
+        side: &'static str,
+        /// What the plugin is (`source`, `sink`, `source+sink`).
+        capabilities: &'static str,
+    },
     /// [`Harness::pull_events`] got fewer events than it waited for.
     #[error(
         "connector `{connector}`: wanted {wanted} events, got {} {}{}",
@@ -106,7 +120,28 @@ pub enum HarnessError {
     },
 }
 
-/// The first few payloads of `events`, for a message.
+/// `now + duration`, or as far as an `Instant` goes (a `Duration::MAX` means "no limit").
+pub(crate) fn after(duration: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// At most 64 bytes of `bytes` as text, and how long it was when cut.
+fn abridged(bytes: &[u8]) -> String {
+    const SHOWN: usize = 64;
+    if bytes.len() <= SHOWN {
+        format!("{:?}", String::from_utf8_lossy(bytes))
+    } else {
+        format!(
+            "{:?}... ({} bytes)",
+            String::from_utf8_lossy(&bytes[..SHOWN]),
+            bytes.len()
+        )
+    }
+}
+
+/// The first few payloads of `events` (each cut at 64 bytes), for a message.
 fn preview(events: &[SourceEvent]) -> String {
     const SHOWN: usize = 3;
     if events.is_empty() {
@@ -115,7 +150,7 @@ fn preview(events: &[SourceEvent]) -> String {
     let mut shown: Vec<String> = events
         .iter()
         .take(SHOWN)
-        .map(|e| format!("{:?}", e.text()))
+        .map(|e| abridged(&e.bytes))
         .collect();
     if events.len() > SHOWN {
         shown.push(format!("... {} more", events.len() - SHOWN));
@@ -140,8 +175,9 @@ impl fmt::Display for LogLine {
     }
 }
 
-/// An event a source produced, copied out of the host's batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An event a source produced, copied out of the host's batch. Its `Debug` shows the
+/// payload as text, cut at 64 bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SourceEvent {
     /// The id the host assigned (the stream is the source's).
     pub id: EventId,
@@ -149,6 +185,18 @@ pub struct SourceEvent {
     pub bytes: Vec<u8>,
     /// Metadata (a JSON object), empty when the source gave none.
     pub meta: Vec<u8>,
+}
+
+impl fmt::Debug for SourceEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut event = f.debug_struct("SourceEvent");
+        event.field("id", &self.id);
+        event.field("bytes", &format_args!("{}", abridged(&self.bytes)));
+        if !self.meta.is_empty() {
+            event.field("meta", &format_args!("{}", abridged(&self.meta)));
+        }
+        event.finish()
+    }
 }
 
 impl SourceEvent {
@@ -346,9 +394,10 @@ impl Builder {
     }
 
     /// How long a single call may take before it fails with [`HarnessError::Timeout`]
-    /// ([`DEFAULT_CALL_LIMIT`] by default).
+    /// ([`DEFAULT_CALL_LIMIT`] by default; at least 1 ms, so that scheduling alone never
+    /// fails a call).
     pub fn call_limit(mut self, limit: Duration) -> Self {
-        self.call_limit = limit;
+        self.call_limit = limit.max(Duration::from_millis(1));
         self
     }
 
@@ -366,6 +415,18 @@ impl Builder {
         self
     }
 
+    /// The connector's id and its plugin's name, as far as the builder knows them (for a
+    /// report on a connector that could not be built).
+    pub(crate) fn names(&self) -> (String, String) {
+        let plugin = self.plugin.as_ref().map(|p| p.info().name.clone()).ok();
+        let id = self
+            .id
+            .clone()
+            .or_else(|| plugin.clone())
+            .unwrap_or_default();
+        (id, plugin.unwrap_or_default())
+    }
+
     /// Creates the connector (its `new`) on a thread of its own.
     ///
     /// # Errors
@@ -381,6 +442,20 @@ impl Builder {
             source: info.is_source,
             sink: info.is_sink,
         });
+        // As a pipeline refuses it: no binding the plugin cannot have.
+        for (wanted, can, side) in [
+            (bound_as.source, info.is_source, "source"),
+            (bound_as.sink, info.is_sink, "sink"),
+        ] {
+            if wanted && !can {
+                return Err(HarnessError::Unbindable {
+                    connector: id,
+                    plugin: info.name.clone(),
+                    side,
+                    capabilities: info.capabilities(),
+                });
+            }
+        }
         let logs = Arc::new(Mutex::new(Logs::default()));
         let wakes = Arc::new(Wakes::default());
         let log: LogSink = {
@@ -412,7 +487,7 @@ impl Builder {
                     let mut instance = match plugin.instantiate_with(&id, &config, options) {
                         Ok(instance) => {
                             let _ = created_tx.send(Ok(()));
-                            instance
+                            Some(instance)
                         }
                         Err(error) => {
                             let _ = created_tx.send(Err(error));
@@ -467,7 +542,8 @@ impl Builder {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut ConnectorInstance) + Send>;
+/// Work for the connector's thread: the instance is `None` once it was closed and dropped.
+type Job = Box<dyn FnOnce(&mut Option<ConnectorInstance>) + Send>;
 
 /// A small in-process host for one connector: every call goes through the same
 /// entry points the `weir` host calls (the plugin's metadata, checked as at load time, its
@@ -592,9 +668,9 @@ impl Harness {
             });
         }
         let (done, result) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |instance| {
+        let job: Job = Box::new(move |slot| {
             let started = Instant::now();
-            let value = f(instance);
+            let value = slot.as_mut().map(f);
             let _ = done.send((value, started.elapsed()));
         });
         let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
@@ -608,10 +684,15 @@ impl Harness {
             });
         }
         match result.recv_timeout(self.call_limit) {
-            Ok((value, took)) => {
+            Ok((Some(value), took)) => {
                 self.note_call(method, took);
                 Ok(value)
             }
+            Ok((None, _)) => Err(HarnessError::Call(CallError::Closed {
+                connector: self.id.clone(),
+                plugin: self.info.name.clone(),
+                method,
+            })),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 self.stuck = Some(method);
                 Err(HarnessError::Timeout {
@@ -668,7 +749,7 @@ impl Harness {
     /// [`HarnessError::NotConnected`] if it did not connect in time (a panic or a
     /// permanent error ends the attempts at once); see [`HarnessError`].
     pub fn start(&mut self) -> Result<(), HarnessError> {
-        let deadline = Instant::now() + self.connect_within;
+        let deadline = after(self.connect_within);
         let mut delay = Duration::from_millis(5);
         while !self.connected {
             let last = match self.connect() {
@@ -744,9 +825,59 @@ impl Harness {
     /// # Errors
     /// [`CallError::Panicked`] if its `Drop` panicked; see [`HarnessError`].
     pub fn close(&mut self) -> Result<(), HarnessError> {
-        let closed = self.call("drop", |c| c.close());
+        if self.closed {
+            return Ok(());
+        }
+        // `close` runs the connector's `Drop`; dropping the instance then frees it through
+        // the vtable's `drop` (a C plugin's own code): both within the call limit.
+        let closed = self.call_on_slot("drop", |slot| match slot.take() {
+            Some(mut instance) => instance.close(),
+            None => Ok(()),
+        });
         self.closed = true;
         Ok(closed??)
+    }
+
+    /// Like `call`, with the instance's slot itself (to take the instance out and drop it).
+    fn call_on_slot<R: Send + 'static>(
+        &mut self,
+        method: &'static str,
+        f: impl FnOnce(&mut Option<ConnectorInstance>) -> R + Send + 'static,
+    ) -> Result<R, HarnessError> {
+        if let Some(stuck_in) = self.stuck {
+            return Err(HarnessError::Stuck {
+                connector: self.id.clone(),
+                method,
+                stuck_in,
+            });
+        }
+        let (done, result) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |slot| {
+            let started = Instant::now();
+            let value = f(slot);
+            let _ = done.send((value, started.elapsed()));
+        });
+        if !matches!(self.jobs.as_ref().map(|jobs| jobs.send(job)), Some(Ok(()))) {
+            return Err(HarnessError::Stuck {
+                connector: self.id.clone(),
+                method,
+                stuck_in: "a call that ended its thread",
+            });
+        }
+        match result.recv_timeout(self.call_limit) {
+            Ok((value, took)) => {
+                self.note_call(method, took);
+                Ok(value)
+            }
+            Err(_) => {
+                self.stuck = Some(method);
+                Err(HarnessError::Timeout {
+                    connector: self.id.clone(),
+                    method,
+                    limit: self.call_limit,
+                })
+            }
+        }
     }
 
     /// Pulls once, asking for up to [`Builder::max_events`] events.
@@ -796,8 +927,11 @@ impl Harness {
         count: usize,
         within: Duration,
     ) -> Result<Vec<SourceEvent>, HarnessError> {
-        let deadline = Instant::now() + within;
+        let deadline = after(within);
         let mut events = Vec::new();
+        if count == 0 {
+            return Ok(events);
+        }
         let mut backoff = Duration::from_micros(100);
         loop {
             let wakes = self.wakes.count();
@@ -1011,8 +1145,8 @@ impl Harness {
             return false;
         };
         let (done, result) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |instance| {
-            let _ = done.send(read(instance));
+        let job: Job = Box::new(move |slot| {
+            let _ = done.send(slot.as_ref().is_some_and(read));
         });
         if jobs.send(job).is_err() {
             return false;
@@ -1052,7 +1186,15 @@ impl Drop for Harness {
         if self.stuck.is_none()
             && let Some(thread) = self.thread.take()
         {
-            let _ = thread.join();
+            // The instance is gone (or `new` failed): the thread ends at once. Waited for
+            // with a deadline all the same: a test never hangs on a connector.
+            let deadline = Instant::now() + self.call_limit;
+            while !thread.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(1));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
     }
 }

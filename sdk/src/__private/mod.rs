@@ -535,7 +535,12 @@ pub(crate) fn catch_for<R>(
         let caught = LAST_PANIC
             .with(|last| last.borrow_mut().take())
             .unwrap_or_else(|| (payload_message(&*payload), String::new()));
-        drop(payload);
+        // A payload's own `Drop` may panic too (`panic_any` of such a type): that second
+        // panic is caught here and its payload leaked, rather than unwinding out of the
+        // trampoline (which aborts the host).
+        if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+            core::mem::forget(again);
+        }
         caught
     });
     core::mem::forget(guard);

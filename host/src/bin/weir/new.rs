@@ -80,7 +80,19 @@ fn check_name(name: &str) -> Result<(), String> {
              to fit the file system's limit)"
         ));
     }
-    if ["weir_sdk", "weir_testing", "serde", "serde_json"].contains(&ident.as_str()) {
+    // The crates the generated crate depends on, and weir's own (a path dependency's
+    // workspace cannot hold a second package of the same name).
+    const TAKEN: [&str; 8] = [
+        "weir_sdk",
+        "weir_sdk_macros",
+        "weir_host",
+        "weir_testing",
+        "weir_tests",
+        "weir_ui_tests",
+        "serde",
+        "serde_json",
+    ];
+    if TAKEN.contains(&ident.as_str()) {
         return Err(format!(
             "`{name}` cannot name a plugin: the crate depends on a crate of that name"
         ));
@@ -250,11 +262,12 @@ fn connector_tests(name: &str, sides: Sides) -> String {
 fn produces_count_events_then_finishes() {{
     let mut source = Harness::new::<{ty}>("message = \"hi\"\ncount = 3").unwrap();
     source.start().unwrap();
-    let events = source.pull_events(3, Duration::from_secs(5)).unwrap();
-    let texts: Vec<_> = events.iter().map(|e| e.text().into_owned()).collect();
+    // All three in one pull (the host asks for up to 64), and it says it has finished.
+    let pulled = source.pull().unwrap();
+    let texts: Vec<_> = pulled.events.iter().map(|e| e.text()).collect();
     assert_eq!(texts, ["hi 0", "hi 1", "hi 2"]);
-    assert_eq!(source.pull().unwrap().status, PullStatus::Finished);
-    source.ack_all(&events).unwrap();
+    assert_eq!(pulled.status, PullStatus::Finished);
+    source.ack_all(&pulled.events).unwrap();
     source.stop().unwrap();
 }}
 "##
@@ -277,18 +290,14 @@ fn acks_events_and_fails_the_configured_one() {{
         imports.push("SinkReply");
     }
     imports.sort_unstable();
-    let time = if sides.is_source() {
-        "use std::time::Duration;\n\n"
-    } else {
-        ""
-    };
+
     format!(
         r#"//! `{name}` driven through the entry points the `weir` host calls (its C vtable, the
 //! sdk's panic-catching trampolines, batches as the ABI passes them), with
 //! `weir-testing`'s in-process host: a panic or a call that blocks fails the test with
 //! what the host would report.
 
-{time}{uses}
+{uses}
 
 /// The checks every connector must pass: its lifecycle in order, no call blocking, acks
 /// and fails taken, a drain with events in flight.
