@@ -284,6 +284,17 @@ fn list_and_doctor_show_every_status_with_advice() {
     }
     let healthy = weir(&["plugins".as_ref(), "doctor".as_ref(), ok.as_os_str()]);
     assert!(healthy.status.success(), "{healthy:?}");
+
+    // A file that is not there is not an incompatible plugin: it says so.
+    let missing = dir.join("libgone.so");
+    let doctor = weir(&["plugins".as_ref(), "doctor".as_ref(), missing.as_os_str()]);
+    assert_eq!(doctor.status.code(), Some(1), "{doctor:?}");
+    let said = text(&doctor.stdout);
+    assert!(
+        said.starts_with(&format!("{}: cannot read: No such file", missing.display())),
+        "{said}"
+    );
+    assert!(!said.contains("incompatible"), "{said}");
 }
 
 #[test]

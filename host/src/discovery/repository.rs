@@ -32,6 +32,8 @@ impl FileStatus {
     pub fn describe(&self) -> String {
         match self {
             Self::Ok => "ok".to_owned(),
+            // A file that cannot be read says nothing about the plugin in it.
+            Self::Incompatible(error @ LoadError::Io { .. }) => error.reason(),
             Self::Incompatible(error) => format!("incompatible: {}", error.reason()),
             Self::NotAPlugin(error) => format!("not a plugin: {}", error.reason()),
             Self::Shadowed { by } => format!("shadowed by {}", by.display()),

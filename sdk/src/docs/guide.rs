@@ -190,6 +190,14 @@
 //! [`ConnectorContext::log`](crate::ConnectorContext::log): records appear in the host's
 //! log, filtered by its `RUST_LOG`, tagged with the connector's id and the plugin's name.
 //!
+//! ## Metrics
+//!
+//! The host counts, per connector, the events in and out, the events sent to `err`, acks,
+//! fails, the circuit breaker's state and restarts (`weir status` on a running weir, and
+//! the final metrics `weir run` prints): a connector writes no code for them. What only the
+//! connector knows (bytes written, reconnects, a peer's lag) it logs, at a level the host's
+//! `RUST_LOG` can filter; the sdk has no metrics API of its own yet.
+//!
 //! ## Testing
 //!
 //! A connector is an ordinary Rust type: unit-test its methods with a context attached to no
