@@ -404,7 +404,7 @@ struct WeirPluginHeader {
      */
     uint8_t magic[8];
     /**
-     * `size_of::<PluginHeader>()` as the plugin was compiled.
+     * `sizeof(WeirPluginHeader)` as the plugin was compiled.
      */
     uint32_t header_size;
     /**
@@ -503,7 +503,7 @@ struct WeirErrorSink {
      */
     void *ctx;
     /**
-     * Called zero or more times during the call; `None` discards errors.
+     * Called zero or more times during the call; `NULL` discards errors.
      */
     void (*report)(void *ctx, const WeirErrorReport *report);
 };
@@ -515,7 +515,7 @@ struct WeirErrorSink {
  */
 struct WeirHostApi {
     /**
-     * `size_of::<HostApi>()` as the host was compiled.
+     * `sizeof(WeirHostApi)` as the host was compiled.
      */
     size_t struct_size;
     /**
@@ -533,7 +533,7 @@ struct WeirHostApi {
      */
     void (*request_shutdown)(const void *ctx);
     /**
-     * The most verbose level the host's log shows (`LogLevel(0)`: none), so plugins do
+     * The most verbose level the host's log shows (`WEIR_LOG_LEVEL_OFF`: none), so plugins do
      * not format records nobody will see.
      */
     WeirLogLevel max_level;
@@ -603,14 +603,14 @@ struct WeirCreateArgs {
     WeirAbiSlice connector_id;
     /**
      * Host services for the instance's whole life, read during `create` only: the plugin
-     * copies the fields it knows that `struct_size` covers (`HostApi::copy_from`). A
+     * copies the fields it knows that `struct_size` covers (`memcpy`). A
      * pointer, not a value, so that `WeirHostApi` can grow without moving the fields after it.
      */
     const WeirHostApi *host;
     /**
      * How the pipeline uses the connector: `WEIR_CAPABILITIES_SOURCE` if it is bound as a
      * source (events flow from it), `WEIR_CAPABILITIES_SINK` if bound as a sink, both, or
-     * neither (`Capabilities(0)`, for example when a tool only validates the config).
+     * neither (`WEIR_CAPABILITIES_NONE`, for example when a tool only validates the config).
      */
     WeirCapabilities bound_as;
     /**

@@ -698,6 +698,12 @@ fn generate() -> String {
     } in &newtypes
     {
         rename.insert(name.clone(), c_name(name));
+        // `LogLevel(0)`: the constant of that value.
+        for (constant, _, value) in constants {
+            rename
+                .entry(format!("{name}({value})"))
+                .or_insert_with(|| format!("WEIR_{}_{constant}", screaming(name)));
+        }
         for (constant, ..) in constants {
             rename.insert(
                 format!("{name}::{constant}"),
@@ -729,6 +735,15 @@ fn generate() -> String {
     ] {
         rename.insert(constant.to_owned(), format!("WEIR_{constant}"));
     }
+    // Rust spellings a C reader has no use for.
+    for s in &structs {
+        rename.insert(
+            format!("size_of::<{}>()", s.name),
+            format!("sizeof({})", c_name(&s.name)),
+        );
+    }
+    rename.insert("None".to_owned(), "NULL".to_owned());
+    rename.insert("HostApi::copy_from".to_owned(), "memcpy".to_owned());
     let mut header = PREAMBLE.to_owned();
     header.push_str(&c_references(&out, &rename));
     header.push_str(POSTAMBLE);
