@@ -54,6 +54,11 @@
 //! [`end_stream`](crate::SourceBatch::end_stream) so that the host flushes its
 //! preprocessors (a last line without a newline).
 //!
+//! [`push_with_meta`](crate::SourceBatch::push_with_meta) attaches metadata to an event (a
+//! JSON object, as bytes: a file name, an offset). The host keeps it with the event it
+//! pulled (`weir_testing`'s `SourceEvent::meta` shows it), but a pipeline does not carry it
+//! through codecs and processors to its sinks yet: sinks see empty metadata.
+//!
 //! Once every sink an event went to delivered it, the host calls
 //! [`on_ack`](crate::Connector::on_ack); if one did not, [`on_fail`](crate::Connector::on_fail).
 //! A source that must not lose events sends a failed one again:
