@@ -323,7 +323,9 @@ fn weir_plugins_test_passes_a_good_plugin_and_names_what_a_broken_one_does_wrong
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(code, Some(1), "{said}");
     assert!(
-        said.contains("  FAIL stop and drop: `drop` did not return within 200ms"),
+        said.contains(
+            "  FAIL stop and drop: `drop` (the connector's Drop) did not return within 200ms"
+        ),
         "{said}"
     );
 

@@ -271,7 +271,8 @@ impl Suite {
             Some(method) => report.fail(
                 "no call blocks",
                 format!(
-                    "`{method}` did not return within {:?}: {}",
+                    "`{method}`{} did not return within {:?}: {}",
+                    super::harness::in_methods(method),
                     self.call_bound,
                     advice(method)
                 ),
@@ -513,7 +514,8 @@ fn failure(error: &HarnessError) -> String {
     match error {
         HarnessError::Timeout { method, limit, .. } => {
             format!(
-                "`{method}` did not return within {limit:?}: {}",
+                "`{method}`{} did not return within {limit:?}: {}",
+                super::harness::in_methods(method),
                 advice(method)
             )
         }

@@ -52,7 +52,10 @@ pub enum HarnessError {
     Call(#[from] CallError),
     /// A call did not return in time. The connector's thread is left blocked in it; every
     /// later call fails with [`HarnessError::Stuck`].
-    #[error("connector `{connector}`: `{method}` did not return within {limit:?}")]
+    #[error(
+        "connector `{connector}`: `{method}`{} did not return within {limit:?}",
+        in_methods(method)
+    )]
     Timeout {
         /// The connector's id.
         connector: String,
@@ -138,6 +141,17 @@ fn abridged(bytes: &[u8]) -> String {
             String::from_utf8_lossy(&bytes[..SHOWN]),
             bytes.len()
         )
+    }
+}
+
+/// Which of the author's methods an entry point runs, for a call that names the ABI's
+/// (` (on_event, on_batch_end or on_tick)` for `sink_batch`), or nothing when the names agree.
+pub(crate) fn in_methods(method: &str) -> &'static str {
+    match method {
+        "sink_batch" => " (on_event, on_batch_end or on_tick)",
+        "source_feedback" => " (on_ack or on_fail)",
+        "drop" => " (the connector's Drop)",
+        _ => "",
     }
 }
 
