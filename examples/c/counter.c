@@ -10,7 +10,7 @@
  *
  * Build: cc -std=c11 -O2 -shared -fPIC -fvisibility=hidden -I sdk/include \
  *           examples/c/counter.c -o libccounter.so
- * (the tests build it so, see tests/tests/c_plugin.rs).
+ * (the tests build it so, see host/tests/c_plugin.rs).
  */
 
 #include <stdio.h>

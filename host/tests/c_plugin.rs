@@ -330,6 +330,14 @@ fn weir_plugins_test_passes_a_good_plugin_and_names_what_a_broken_one_does_wrong
     );
 
     // What cannot be tested at all exits 2, naming the problem.
+    let sink_only = example_plugin("blackhole");
+    let (code, _, err) =
+        weir_plugins_test(&[sink_only.as_os_str(), "--as".as_ref(), "source".as_ref()]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.ends_with("cannot be bound that way: plugin `blackhole` is sink\n"),
+        "{err}"
+    );
     let (code, _, err) = weir_plugins_test(&[
         library.as_os_str(),
         "--config".as_ref(),

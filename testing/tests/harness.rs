@@ -618,3 +618,16 @@ fn errors_about_huge_events_stay_short() {
         format!("{error:?}").len()
     );
 }
+
+#[test]
+fn a_log_sink_that_panics_loses_the_record_not_the_process() {
+    let plugin = weir_testing::Plugin::linked::<Counter>().unwrap();
+    let options = weir_host::InstanceOptions::new().log_to(std::sync::Arc::new(|record| {
+        panic!("the sink refuses {:?}", record.message)
+    }));
+    // `new` logs "counting to 2": the sink panics inside the host's C callback.
+    let mut instance = plugin
+        .instantiate_with("counter", &serde_json::json!({ "count": 2 }), options)
+        .unwrap();
+    assert!(instance.connect(0).unwrap());
+}

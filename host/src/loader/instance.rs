@@ -335,7 +335,8 @@ pub struct PluginLog<'a> {
 }
 
 /// Where an instance's log records go instead of the host's `tracing` log; called from
-/// whichever thread the plugin logs on.
+/// whichever thread the plugin logs on. It should not panic: if it does, the record is
+/// dropped (and a warning logged), since the call comes through the C ABI.
 pub type LogSink = Arc<dyn Fn(PluginLog<'_>) + Send + Sync>;
 
 /// How [`Plugin::instantiate_with`] creates an instance: how the pipeline binds it, what
@@ -1200,6 +1201,26 @@ unsafe extern "C" fn end_stream(ctx: *mut c_void, stream: u64) {
 /// # Safety
 /// `ctx` must be the `HostContext` of a live instance; `record`'s slices valid for the call.
 unsafe extern "C" fn host_log(ctx: *const c_void, record: &LogRecord) {
+    thread_local! {
+        /// This thread is in `host_log` already. A connector linked into this process
+        /// (`Plugin::linked`, in a test) may have made the sdk's `tracing` bridge the
+        /// process's subscriber: the host's own `tracing` events then come back here, and
+        /// would loop. Such a record is dropped.
+        static LOGGING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if LOGGING.replace(true) {
+        return;
+    }
+    // SAFETY: as this function's own contract (the caller's).
+    unsafe { log_record(ctx, record) };
+    LOGGING.set(false);
+}
+
+/// The body of [`host_log`], which guards it against re-entry.
+///
+/// # Safety
+/// As [`host_log`].
+unsafe fn log_record(ctx: *const c_void, record: &LogRecord) {
     // SAFETY: a non-null `ctx` is the instance's boxed `HostContext`, alive as long as the
     // instance (see `Plugin::instantiate`); the plugin may call from any thread, and it is
     // `Sync`. A null `ctx` is a record from outside any call.
@@ -1220,12 +1241,21 @@ unsafe extern "C" fn host_log(ctx: *const c_void, record: &LogRecord) {
             LogLevel::DEBUG => Level::Debug,
             _ => Level::Trace,
         };
-        sink(PluginLog {
+        let record = PluginLog {
             connector,
             level,
             target: &target,
             message: &message,
-        });
+        };
+        // This runs inside an `extern "C"` callback: a sink that panics must not unwind out
+        // of it (that aborts the process). The record is dropped instead.
+        let sunk = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(record)));
+        if sunk.is_err() {
+            tracing::warn!(
+                connector,
+                "a log sink panicked: a record of the connector was dropped"
+            );
+        }
         return;
     }
     match record.level {

@@ -111,7 +111,8 @@ impl Suite {
         self
     }
 
-    /// How long a source is pulled for its events (2 s by default).
+    /// How long a source is pulled for its events, and how long a sink that closed its
+    /// breaker is ticked for it to reopen (2 s by default).
     #[must_use]
     pub fn within(mut self, within: Duration) -> Self {
         self.within = within;

@@ -43,7 +43,7 @@ pub enum HarnessError {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// The config given as TOML is not valid TOML, or holds what JSON cannot.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigErrors),
     /// A call into the connector failed, as the host would report it: a returned error, a
     /// config the connector refused, a panic (which poisons the instance), a call the
@@ -73,6 +73,17 @@ pub enum HarnessError {
         method: &'static str,
         /// The call the connector is still in.
         stuck_in: &'static str,
+    },
+    /// The harness itself failed around a call: its thread could not be started, or ended.
+    /// Not the connector's doing (its calls are trapped); the connector was not called.
+    #[error("connector `{connector}`: `{method}` could not be called: {message}")]
+    Thread {
+        /// The connector's id.
+        connector: String,
+        /// The call.
+        method: &'static str,
+        /// What went wrong.
+        message: String,
     },
     /// [`Harness::start`] could not connect in time.
     #[error(
@@ -509,10 +520,24 @@ impl Builder {
                         }
                     };
                     for job in queue {
-                        job(&mut instance);
+                        // A job is the harness's own code around a call the sdk already
+                        // traps; should it panic, its reply is dropped (the caller says so)
+                        // and the thread stays up for the next call.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            job(&mut instance);
+                        }));
                     }
                 })
-                .expect("spawning the harness's connector thread")
+        };
+        let thread = match thread {
+            Ok(thread) => thread,
+            Err(error) => {
+                return Err(HarnessError::Thread {
+                    connector: id,
+                    method: "new",
+                    message: format!("cannot start the connector's thread: {error}"),
+                });
+            }
         };
         let started = Instant::now();
         let mut harness = Harness {
@@ -544,13 +569,17 @@ impl Builder {
                 harness.closed = true;
                 Err(error.into())
             }
-            Err(_) => {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 harness.stuck = Some("new");
                 Err(HarnessError::Timeout {
                     connector: harness.id.clone(),
                     method: "new",
                     limit: self.call_limit,
                 })
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                harness.closed = true;
+                Err(harness.thread_error("new", "the connector's thread ended"))
             }
         }
     }
@@ -689,13 +718,7 @@ impl Harness {
         });
         let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
         if !matches!(sent, Some(Ok(()))) {
-            // The thread ended: `new` failed (no harness is returned then) or a call of
-            // the harness itself panicked there.
-            return Err(HarnessError::Stuck {
-                connector: self.id.clone(),
-                method,
-                stuck_in: "a call that ended its thread",
-            });
+            return Err(self.thread_error(method, "the connector's thread has ended"));
         }
         match result.recv_timeout(self.call_limit) {
             Ok((Some(value), took)) => {
@@ -715,14 +738,18 @@ impl Harness {
                     limit: self.call_limit,
                 })
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                self.stuck = Some(method);
-                Err(HarnessError::Stuck {
-                    connector: self.id.clone(),
-                    method,
-                    stuck_in: method,
-                })
-            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.thread_error(
+                method,
+                "the harness's code around the call panicked (a bug in weir-testing)",
+            )),
+        }
+    }
+
+    fn thread_error(&self, method: &'static str, message: &str) -> HarnessError {
+        HarnessError::Thread {
+            connector: self.id.clone(),
+            method,
+            message: message.to_owned(),
         }
     }
 
@@ -872,18 +899,18 @@ impl Harness {
             let _ = done.send((value, started.elapsed()));
         });
         if !matches!(self.jobs.as_ref().map(|jobs| jobs.send(job)), Some(Ok(()))) {
-            return Err(HarnessError::Stuck {
-                connector: self.id.clone(),
-                method,
-                stuck_in: "a call that ended its thread",
-            });
+            return Err(self.thread_error(method, "the connector's thread has ended"));
         }
         match result.recv_timeout(self.call_limit) {
             Ok((value, took)) => {
                 self.note_call(method, took);
                 Ok(value)
             }
-            Err(_) => {
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.thread_error(
+                method,
+                "the harness's code around the call panicked (a bug in weir-testing)",
+            )),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 self.stuck = Some(method);
                 Err(HarnessError::Timeout {
                     connector: self.id.clone(),
@@ -947,6 +974,7 @@ impl Harness {
             return Ok(events);
         }
         let mut backoff = Duration::from_micros(100);
+        let mut spins = 0u32;
         loop {
             let wakes = self.wakes.count();
             let pulled = self.pull()?;
@@ -965,10 +993,19 @@ impl Harness {
                     within,
                 });
             }
-            if pulled.status == PullStatus::Ready || got_some {
+            if got_some {
                 backoff = Duration::from_micros(100);
                 continue;
             }
+            if pulled.status == PullStatus::Ready {
+                // `Ready` with nothing: pulled again at once, as the host does, but not in a
+                // loop that holds a core for all of `within`.
+                spins += 1;
+                if spins < 1000 {
+                    continue;
+                }
+            }
+            spins = 0;
             let until = match pulled.quiet_for {
                 Some(quiet) => now + quiet,
                 None => now + backoff,
@@ -1202,7 +1239,7 @@ impl Drop for Harness {
         {
             // The instance is gone (or `new` failed): the thread ends at once. Waited for
             // with a deadline all the same: a test never hangs on a connector.
-            let deadline = Instant::now() + self.call_limit;
+            let deadline = after(self.call_limit);
             while !thread.is_finished() && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(1));
             }

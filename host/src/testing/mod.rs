@@ -13,8 +13,8 @@ pub mod conformance;
 mod harness;
 
 pub use crate::{
-    CallError, Circuit, EventId, LoadError, Notice, Plugin, PluginInfo, PullStatus, Sides,
-    SinkReply,
+    CallError, Circuit, EventId, Feedback, FeedbackKind, LoadError, Notice, Plugin, PluginInfo,
+    PullStatus, Sides, SinkReply,
 };
 pub use harness::{
     Builder, DEFAULT_CALL_LIMIT, DEFAULT_CONNECT_WITHIN, DEFAULT_MAX_EVENTS, Delivered, Harness,

@@ -245,11 +245,11 @@ enum PluginsCommand {
         /// Read the config from a file instead (the same TOML).
         #[arg(long, value_name = "FILE")]
         config_file: Option<PathBuf>,
-        /// How a pipeline binds it: `source`, `sink` or `both` (default: all it can be).
-        #[arg(long = "as", value_name = "SIDES", value_parser = ["source", "sink", "both"])]
-        bound_as: Option<String>,
+        /// How a pipeline binds it (default: every way it can be bound).
+        #[arg(long = "as", value_name = "SIDES")]
+        bound_as: Option<plugins::BoundAs>,
         /// How long any one call may take, in milliseconds.
-        #[arg(long, value_name = "MS", default_value_t = 500)]
+        #[arg(long, value_name = "MS", default_value_t = plugins::DEFAULT_CALL_BOUND_MS)]
         call_bound_ms: u64,
         /// How many events a source must produce (0 for one that may be silent).
         #[arg(long, value_name = "N", default_value_t = 1)]
@@ -368,7 +368,7 @@ fn main() -> ExitCode {
             &file,
             config,
             config_file.as_deref(),
-            bound_as.as_deref(),
+            bound_as,
             std::time::Duration::from_millis(call_bound_ms),
             min_events,
         ),

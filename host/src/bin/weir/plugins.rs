@@ -239,12 +239,27 @@ pub(crate) fn inspect(files: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// How `weir plugins test --as` binds the connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum BoundAs {
+    /// Events flow from it.
+    Source,
+    /// Events flow to it.
+    Sink,
+    /// Both.
+    Both,
+}
+
+/// `--call-bound-ms` by default: the suite's own default.
+pub(crate) const DEFAULT_CALL_BOUND_MS: u64 =
+    weir_host::testing::conformance::DEFAULT_CALL_BOUND.as_millis() as u64;
+
 /// `weir plugins test FILE`: the conformance suite on a plugin file.
 pub(crate) fn test(
     file: &Path,
     config: Option<String>,
     config_file: Option<&Path>,
-    bound_as: Option<&str>,
+    bound_as: Option<BoundAs>,
     call_bound: std::time::Duration,
     min_events: usize,
 ) -> ExitCode {
@@ -276,13 +291,26 @@ pub(crate) fn test(
             return ExitCode::from(2);
         }
     };
-    let mut builder = Harness::plugin(plugin).config_json(config);
-    builder = match bound_as {
-        Some("source") => builder.bound_as(Sides::SOURCE),
-        Some("sink") => builder.bound_as(Sides::SINK),
-        Some(_) => builder.bound_as(Sides::BOTH),
-        None => builder,
+    let info = plugin.info().clone();
+    let sides = match bound_as {
+        Some(BoundAs::Source) => Sides::SOURCE,
+        Some(BoundAs::Sink) => Sides::SINK,
+        Some(BoundAs::Both) => Sides::BOTH,
+        None => Sides {
+            source: info.is_source,
+            sink: info.is_sink,
+        },
     };
+    if (sides.source && !info.is_source) || (sides.sink && !info.is_sink) {
+        eprintln!(
+            "error: {} cannot be bound that way: plugin `{}` is {}",
+            file.display(),
+            info.name,
+            info.capabilities()
+        );
+        return ExitCode::from(2);
+    }
+    let builder = Harness::plugin(plugin).config_json(config).bound_as(sides);
     let suite = Suite::new().call_bound(call_bound).min_events(min_events);
     match suite.run(builder) {
         Ok(report) => {
