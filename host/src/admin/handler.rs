@@ -262,11 +262,7 @@ impl Admin {
         let plugin = match loaded {
             Ok(Ok(plugin)) => plugin,
             Ok(Err(error)) => {
-                let status = if error.is_not_a_plugin() {
-                    FileStatus::NotAPlugin(error)
-                } else {
-                    FileStatus::Incompatible(error)
-                };
+                let status = FileStatus::refused(error);
                 return Response::error(
                     ErrorKind::LoadFailed,
                     format!("{file}: {}", status.describe()),

@@ -19,6 +19,9 @@ pub enum FileStatus {
     Incompatible(LoadError),
     /// Not a Weir plugin at all: recognised from the file alone, never loaded.
     NotAPlugin(LoadError),
+    /// The file could not be read (gone, or not readable by this user): nothing is known
+    /// of a plugin in it.
+    Unreadable(LoadError),
     /// The same plugin name and version as an earlier file on the path, which is the one
     /// used.
     Shadowed {
@@ -28,13 +31,25 @@ pub enum FileStatus {
 }
 
 impl FileStatus {
-    /// `ok`, `incompatible: <reason>`, `not a plugin: <reason>` or `shadowed by <file>`.
+    /// What a file that did not load is: not a plugin, unreadable, or incompatible.
+    pub fn refused(error: LoadError) -> Self {
+        if error.is_not_a_plugin() {
+            Self::NotAPlugin(error)
+        } else if matches!(error, LoadError::Io { .. }) {
+            Self::Unreadable(error)
+        } else {
+            Self::Incompatible(error)
+        }
+    }
+
+    /// `ok`, `incompatible: <reason>`, `not a plugin: <reason>`, `cannot read: <reason>` or
+    /// `shadowed by <file>`.
     pub fn describe(&self) -> String {
         match self {
             Self::Ok => "ok".to_owned(),
-            // A file that cannot be read says nothing about the plugin in it.
-            Self::Incompatible(error @ LoadError::Io { .. }) => error.reason(),
             Self::Incompatible(error) => format!("incompatible: {}", error.reason()),
+            // `reason()` says "cannot read: ...".
+            Self::Unreadable(error) => error.reason(),
             Self::NotAPlugin(error) => format!("not a plugin: {}", error.reason()),
             Self::Shadowed { by } => format!("shadowed by {}", by.display()),
         }
@@ -185,13 +200,9 @@ impl PluginRepository {
         };
         let (status, plugin) = match loaded {
             Ok(plugin) => (self.insert(plugin.clone()), Some(plugin)),
-            Err(error) if error.is_not_a_plugin() => {
-                tracing::debug!(%error, "not a Weir plugin, skipped");
-                (FileStatus::NotAPlugin(error), None)
-            }
             Err(error) => {
-                tracing::debug!(%error, "plugin refused");
-                (FileStatus::Incompatible(error), None)
+                tracing::debug!(%error, "plugin file refused");
+                (FileStatus::refused(error), None)
             }
         };
         self.files.push(PluginFile {
@@ -263,7 +274,7 @@ impl PluginRepository {
     /// `weir check` say about the plugin path; `weir plugins list` shows it all).
     pub fn warn_refused(&self) {
         for file in &self.files {
-            if let FileStatus::Incompatible(error) = &file.status {
+            if let FileStatus::Incompatible(error) | FileStatus::Unreadable(error) = &file.status {
                 tracing::warn!(%error, "plugin refused");
             }
         }

@@ -177,7 +177,8 @@ enum NewCommand {
 #[derive(Debug, Subcommand)]
 enum PluginsCommand {
     /// List every file found on the plugin path: name, version, kind, ABI and status
-    /// (`ok`, `incompatible: <reason>`, `not a plugin: <reason>`, `shadowed by <file>`).
+    /// (`ok`, `incompatible: <reason>`, `not a plugin: <reason>`, `cannot read: <reason>`,
+    /// `shadowed by <file>`).
     List {
         /// One JSON object per file, on one line each, for tools.
         #[arg(long)]

@@ -95,6 +95,7 @@ fn file_json(file: &PluginFile) -> serde_json::Value {
         FileStatus::Ok => ("ok", None),
         FileStatus::Incompatible(error) => ("incompatible", Some(error.reason())),
         FileStatus::NotAPlugin(error) => ("not a plugin", Some(error.reason())),
+        FileStatus::Unreadable(error) => ("unreadable", Some(error.reason())),
         FileStatus::Shadowed { by } => ("shadowed", Some(format!("shadowed by {}", by.display()))),
     };
     let mut object = serde_json::json!({
@@ -166,8 +167,13 @@ pub(crate) fn doctor(finder: &Finder, paths: &[PathBuf]) -> ExitCode {
                 file.path.display(),
                 by.display()
             ),
-            FileStatus::Incompatible(error) | FileStatus::NotAPlugin(error) => {
-                let incompatible = matches!(file.status, FileStatus::Incompatible(_));
+            FileStatus::Incompatible(error)
+            | FileStatus::NotAPlugin(error)
+            | FileStatus::Unreadable(error) => {
+                let incompatible = matches!(
+                    file.status,
+                    FileStatus::Incompatible(_) | FileStatus::Unreadable(_)
+                );
                 if incompatible || named.contains(&file.path) {
                     healthy = false;
                 }
