@@ -541,6 +541,7 @@ pub enum Outcome {
 
 /// One check and how it went.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Check {
     /// The check's name.
     pub name: &'static str,
@@ -550,6 +551,7 @@ pub struct Check {
 
 /// Every check the suite ran on a connector, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// The connector's id.
     pub connector: String,

@@ -185,6 +185,7 @@ fn preview(events: &[SourceEvent]) -> String {
 
 /// One line a connector logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogLine {
     /// Its severity.
     pub level: Level,
@@ -203,6 +204,7 @@ impl fmt::Display for LogLine {
 /// An event a source produced, copied out of the host's batch. Its `Debug` shows the
 /// payload as text, cut at 64 bytes.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SourceEvent {
     /// The id the host assigned (the stream is the source's).
     pub id: EventId,
@@ -241,6 +243,7 @@ impl SourceEvent {
 
 /// What one pull returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Pulled {
     /// What the source said comes next.
     pub status: PullStatus,
@@ -254,6 +257,7 @@ pub struct Pulled {
 
 /// What a sink said about a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Delivered {
     /// The ids the harness gave the events, in order.
     pub ids: Vec<EventId>,
