@@ -701,51 +701,20 @@ impl Harness {
         self.bound_as
     }
 
-    /// Runs `f` on the connector's thread, within the call limit.
+    /// Runs `f` on the connector's thread, within the call limit; a closed connector
+    /// refuses the call.
     fn call<R: Send + 'static>(
         &mut self,
         method: &'static str,
         f: impl FnOnce(&mut ConnectorInstance) -> R + Send + 'static,
     ) -> Result<R, HarnessError> {
-        if let Some(stuck_in) = self.stuck {
-            return Err(HarnessError::Stuck {
-                connector: self.id.clone(),
-                method,
-                stuck_in,
-            });
-        }
-        let (done, result) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |slot| {
-            let started = Instant::now();
-            let value = slot.as_mut().map(f);
-            let _ = done.send((value, started.elapsed()));
-        });
-        let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
-        if !matches!(sent, Some(Ok(()))) {
-            return Err(self.thread_error(method, "the connector's thread has ended"));
-        }
-        match result.recv_timeout(self.call_limit) {
-            Ok((Some(value), took)) => {
-                self.note_call(method, took);
-                Ok(value)
-            }
-            Ok((None, _)) => Err(HarnessError::Call(CallError::Closed {
+        match self.call_on_slot(method, |slot| slot.as_mut().map(f))? {
+            Some(value) => Ok(value),
+            None => Err(HarnessError::Call(CallError::Closed {
                 connector: self.id.clone(),
                 plugin: self.info.name.clone(),
                 method,
             })),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                self.stuck = Some(method);
-                Err(HarnessError::Timeout {
-                    connector: self.id.clone(),
-                    method,
-                    limit: self.call_limit,
-                })
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.thread_error(
-                method,
-                "the harness's code around the call panicked (a bug in weir-testing)",
-            )),
         }
     }
 
@@ -883,7 +852,8 @@ impl Harness {
         Ok(closed??)
     }
 
-    /// Like `call`, with the instance's slot itself (to take the instance out and drop it).
+    /// Runs `f` on the connector's thread with the instance's slot (empty once closed), within
+    /// the call limit: a call that does not return leaves the harness stuck.
     fn call_on_slot<R: Send + 'static>(
         &mut self,
         method: &'static str,
