@@ -810,12 +810,22 @@ impl ConnectorInstance {
     /// Refuses the call if the instance cannot take one.
     #[inline]
     fn enter(&mut self, method: &'static str) -> Result<(), CallError> {
-        self.errors.reports.clear();
+        // Almost always empty: clear only when there is something to drop.
+        if !self.errors.reports.is_empty() {
+            self.errors.reports.clear();
+        }
         if self.state == State::Live {
             return Ok(());
         }
+        Err(self.refused(method))
+    }
+
+    /// Why a call on an instance that is not live is refused (off the hot path).
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, method: &'static str) -> CallError {
         let (connector, plugin) = (self.host.connector_id.clone(), self.host.plugin.clone());
-        Err(match self.state {
+        match self.state {
             State::Closed => CallError::Closed {
                 connector,
                 plugin,
@@ -826,7 +836,7 @@ impl ConnectorInstance {
                 plugin,
                 method,
             },
-        })
+        }
     }
 
     /// Maps a call's status to a result, poisoning on panic or protocol violation.
@@ -835,6 +845,14 @@ impl ConnectorInstance {
         if status == CallStatus::OK {
             return Ok(());
         }
+        Err(self.failed(status, method))
+    }
+
+    /// The error of a call that did not return `OK` (off the hot path); poisons the
+    /// instance on a panic or a protocol violation.
+    #[cold]
+    #[inline(never)]
+    fn failed(&mut self, status: CallStatus, method: &'static str) -> CallError {
         let error = instance_error(
             &mut self.errors,
             status,
@@ -845,7 +863,7 @@ impl ConnectorInstance {
         if error.is_poisoning() {
             self.state = State::Poisoned;
         }
-        Err(error)
+        error
     }
 
     /// Connects; `attempt` counts retries from 0. `Ok(false)` means "retry later".

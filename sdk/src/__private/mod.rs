@@ -426,12 +426,16 @@ pub fn report(error: ErrorSink, kind: ErrorKind, message: &str, location: &str, 
 struct TrapState {
     /// How many trampolines are active on this thread (they can nest: `create` runs `new`).
     depth: Cell<u32>,
-    /// The host services of the instance whose call is running, for the log bridge.
-    host: Cell<Option<HostApi>>,
+    /// The host services of the instance whose call is running, for the log bridge (null
+    /// outside calls). A pointer, not a copy: set and restored on every call, it costs two
+    /// words there rather than the whole `HostApi` (measured in `plugin_calls`).
+    host: Cell<*const HostApi>,
 }
 
 thread_local! {
-    static TRAP: TrapState = const { TrapState { depth: Cell::new(0), host: Cell::new(None) } };
+    static TRAP: TrapState = const {
+        TrapState { depth: Cell::new(0), host: Cell::new(core::ptr::null()) }
+    };
     /// The last panic caught by the hook on this thread, with its location.
     static LAST_PANIC: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
 }
@@ -491,7 +495,11 @@ pub fn trap<R>(error: ErrorSink, f: impl FnOnce() -> R) -> Option<R> {
 
 /// The host services of the instance whose call is running on this thread, if any.
 pub(crate) fn current_host() -> Option<HostApi> {
-    TRAP.try_with(|t| t.host.get()).ok().flatten()
+    let host = TRAP.try_with(|t| t.host.get()).ok()?;
+    // SAFETY: a non-null pointer was set by `catch_for` from a reference that outlives the
+    // trapped call in progress on this thread, and is reset when that call returns; the
+    // host services are only read (a copy is returned).
+    unsafe { host.as_ref() }.copied()
 }
 
 /// [`trap`], with `host` as the current instance's host services while `f` runs (so the
@@ -523,7 +531,7 @@ pub(crate) fn catch_for<R>(
     // accessed through it (shared access, no `&mut`).
     let t = unsafe { &*state };
     t.depth.set(t.depth.get() + 1);
-    let outer = host.map(|h| t.host.replace(Some(*h)));
+    let outer = host.map(|h| t.host.replace(h));
     // AssertUnwindSafe: after a panic the instance is poisoned and never called again, so
     // no broken invariant of the captured state is observed.
     let result = panic::catch_unwind(AssertUnwindSafe(f));
