@@ -838,3 +838,44 @@ fn a_plugin_built_for_abi_1_0_loads_and_is_polled() {
         "50 numbers 2 ms apart took {elapsed:?}: not polled"
     );
 }
+
+#[test]
+fn a_sources_metadata_reaches_its_sinks_through_the_codecs() {
+    let dir = temp_dir("run-metadata");
+    let pipeline = write_pipeline(
+        &dir,
+        "[[connector]]\nid = \"numbers\"\nplugin = \"counter\"\ncodec = \"json\"\n\
+         config = { count = 3, meta = true }\n\
+         [[connector]]\nid = \"plain\"\nplugin = \"counter\"\nconfig = { start = 10, count = 1 }\n\
+         [[connector]]\nid = \"out\"\nplugin = \"stdout\"\ncodec = \"json\"\n\
+         config = { meta = true }\n\
+         [[binding]]\nfrom = \"numbers\"\nto = [\"out\"]\n\
+         [[binding]]\nfrom = \"plain\"\nto = [\"out\"]\n",
+    );
+    let output = weir(
+        &[
+            "run".as_ref(),
+            pipeline.as_os_str(),
+            "--no-admin-socket".as_ref(),
+        ],
+        "warn",
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            r#"{"n":0}	{"n":0,"version":"0.1.0"}"#,
+            r#"{"n":1}	{"n":1,"version":"0.1.0"}"#,
+            r#"{"n":2}	{"n":2,"version":"0.1.0"}"#,
+            // No metadata: `{}`.
+            r#"{}	{"n":10,"version":"0.1.0"}"#,
+        ],
+        "{stderr}"
+    );
+}

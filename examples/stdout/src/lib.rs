@@ -9,7 +9,11 @@
 //! ```toml
 //! [connector.config]
 //! prefix = "out: "   # default: none
+//! meta = true        # default: false; writes the event's metadata and a tab before it
 //! ```
+//!
+//! With `meta = true` a line is `<prefix><metadata><TAB><event>`: the metadata its source
+//! attached (a JSON object), or `{}` for none.
 
 #![forbid(unsafe_code)]
 
@@ -26,12 +30,16 @@ pub struct Config {
     /// Written before every event.
     #[serde(default)]
     pub prefix: String,
+    /// Writes each event's metadata (`{}` when it has none) and a tab before it.
+    #[serde(default)]
+    pub meta: bool,
 }
 
 /// The sink's state.
 #[derive(Debug)]
 pub struct StdoutSink {
     prefix: String,
+    meta: bool,
     /// The batch so far, written at its end.
     buffer: Vec<u8>,
 }
@@ -43,6 +51,7 @@ impl Connector for StdoutSink {
     fn new(config: Config, _ctx: &ConnectorContext) -> Result<Self> {
         Ok(Self {
             prefix: config.prefix,
+            meta: config.meta,
             buffer: Vec::new(),
         })
     }
@@ -50,6 +59,15 @@ impl Connector for StdoutSink {
     fn on_event(&mut self, _ctx: &mut SinkContext<'_>, event: Event<'_>) -> Result<SinkReply> {
         // Acked only if the whole batch is written: see `on_batch_end`.
         self.buffer.extend_from_slice(self.prefix.as_bytes());
+        if self.meta {
+            let meta: &[u8] = if event.meta.is_empty() {
+                b"{}"
+            } else {
+                event.meta
+            };
+            self.buffer.extend_from_slice(meta);
+            self.buffer.push(b'\t');
+        }
         self.buffer.extend_from_slice(event.bytes);
         self.buffer.push(b'\n');
         Ok(SinkReply::Ack)

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 use weir_sdk::Circuit;
 
@@ -35,13 +36,16 @@ use crate::config::{ConnectorSpec, Links};
 use crate::error::CallError;
 use crate::loader::{EventId, Notice, Plugin};
 
-/// An event inside the host: its id at its source and its decoded value.
+/// An event inside the host: its id at its source, its decoded value and its metadata.
 #[derive(Debug, Clone)]
 pub struct Event {
     /// Stream and pull id at the source.
     pub id: EventId,
     /// The decoded value.
     pub value: Value,
+    /// The metadata the source pushed with the event it was decoded from (a JSON object,
+    /// as bytes), handed to sinks as is; empty when there is none.
+    pub meta: Bytes,
 }
 
 /// Events from one pull of one source, on their way to every sink bound to `port`.

@@ -214,7 +214,7 @@ impl Sink {
                     Some(range) => &encoded[range.clone()],
                     None => event.value.as_bytes().unwrap_or_default(),
                 };
-                SinkEvent::new(bytes, event.id, batch.ingest_ns, b"")
+                SinkEvent::new(bytes, event.id, batch.ingest_ns, &event.meta)
             })
             .collect();
         let result = shared.metrics.track(Call::Deliver, || {

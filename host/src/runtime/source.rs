@@ -76,6 +76,29 @@ const PIECE: usize = 4 * 1024;
 /// most about 256 KiB.
 const EXPANDING_PIECE: usize = 256;
 
+/// Whom a run of decoded frames belongs to: the pulled event (or piece of one) whose bytes
+/// completed them, or a stream's end that flushed them.
+struct Owner {
+    /// The pull id (or a key of [`Held`]) the frames' verdicts go to; `u64::MAX` for none.
+    pull: u64,
+    stream: u64,
+    /// The end of its frames, an index into the slice's frames.
+    end: usize,
+    /// A stream's end flushed them.
+    flushed: bool,
+    /// The pulled event's metadata, which every event decoded from it carries.
+    meta: Bytes,
+}
+
+/// The pull of the last owner from `stream` in `owners`, `u64::MAX` if none.
+fn last_pull_of(owners: &[Owner], stream: u64) -> u64 {
+    owners
+        .iter()
+        .rev()
+        .find(|o| o.stream == stream)
+        .map_or(u64::MAX, |o| o.pull)
+}
+
 /// The source side's state.
 #[derive(Debug)]
 pub(crate) struct Source {
@@ -543,9 +566,9 @@ impl Source {
         let pre = &shared.spec.preprocessors;
         let codec = shared.spec.codec;
         self.frames.clear();
-        // (pull id, stream, end index in `frames`, whether a stream's end flushed them) per
-        // pulled event.
-        let mut owners: Vec<(u64, u64, usize, bool)> = Vec::new();
+        // Who the frames belong to, in order: one entry per pulled event (or piece of one),
+        // and per stream the pull ended.
+        let mut owners: Vec<Owner> = Vec::new();
         // Verdicts already settled for the plugin.
         let mut settled: Vec<Feedback> = Vec::new();
         let len = self.pulled.len();
@@ -603,7 +626,18 @@ impl Source {
             for error in self.processor_errors.drain(..) {
                 errors.push((id, error.to_string()));
             }
-            owners.push((key, event.id.stream, self.frames.len(), false));
+            owners.push(Owner {
+                pull: key,
+                stream: event.id.stream,
+                end: self.frames.len(),
+                flushed: false,
+                // Most events have none: an empty `Bytes` allocates nothing.
+                meta: if event.meta.is_empty() {
+                    Bytes::new()
+                } else {
+                    Bytes::copy_from_slice(event.meta)
+                },
+            });
             fed += piece.len();
             self.offset += piece.len();
             if self.offset >= event.bytes.len() {
@@ -625,11 +659,7 @@ impl Source {
             if let Some(mut chain) = self.streams.remove(&stream) {
                 self.held_bytes -= chain.held();
                 chain.finish(&mut self.frames, &mut self.processor_errors);
-                let last_pull = owners
-                    .iter()
-                    .rev()
-                    .find(|(_, s, _, _)| *s == stream)
-                    .map_or(u64::MAX, |o| o.0);
+                let last_pull = last_pull_of(&owners, stream);
                 // What the end flushes belongs to the pulls whose bytes were held.
                 let last_pull = self.held.finish(stream, last_pull);
                 for error in self.processor_errors.drain(..) {
@@ -641,7 +671,13 @@ impl Source {
                         error.to_string(),
                     ));
                 }
-                owners.push((last_pull, stream, self.frames.len(), true));
+                owners.push(Owner {
+                    pull: last_pull,
+                    stream,
+                    end: self.frames.len(),
+                    flushed: true,
+                    meta: Bytes::new(),
+                });
             }
         }
         let frames = std::mem::take(&mut self.frames);
@@ -651,7 +687,14 @@ impl Source {
         let mut start = 0;
         let mut frame_index = 0;
         let decoding = Instant::now();
-        for &(pull, stream, end, flushed) in &owners {
+        for owner in &owners {
+            let &Owner {
+                pull,
+                stream,
+                end,
+                flushed,
+                ..
+            } = owner;
             let first = out.len();
             while frame_index < end {
                 let frame_end = ends[frame_index];
@@ -660,7 +703,16 @@ impl Source {
                 frame_index += 1;
                 let id = EventId { stream, pull };
                 match codec.decode(frame) {
-                    Ok(value) => out.push(Event { id, value }),
+                    Ok(value) => out.push(Event {
+                        id,
+                        value,
+                        // An empty `Bytes` is made, not cloned: no call per event.
+                        meta: if owner.meta.is_empty() {
+                            Bytes::new()
+                        } else {
+                            owner.meta.clone()
+                        },
+                    }),
                     Err(error) => errors.push((id, error.to_string())),
                 }
             }
@@ -728,6 +780,7 @@ impl Source {
                     .into_iter()
                     .map(|(id, error)| Event {
                         id,
+                        meta: Bytes::new(),
                         value: Value::Json(error_event(
                             &error,
                             &shared.spec.id,
@@ -763,7 +816,7 @@ impl Source {
     fn hold_within_budget(
         &mut self,
         shared: &Shared,
-        owners: &[(u64, u64, usize, bool)],
+        owners: &[Owner],
         errors: &mut Vec<(EventId, String)>,
         verdicts: &mut Vec<Feedback>,
     ) {
@@ -784,11 +837,7 @@ impl Source {
             } else {
                 self.held_bytes -= held - left;
             }
-            let pull = owners
-                .iter()
-                .rev()
-                .find(|(_, s, _, _)| *s == stream)
-                .map_or(u64::MAX, |o| o.0);
+            let pull = last_pull_of(owners, stream);
             errors.push((
                 EventId { stream, pull },
                 format!(

@@ -55,9 +55,10 @@
 //! preprocessors (a last line without a newline).
 //!
 //! [`push_with_meta`](crate::SourceBatch::push_with_meta) attaches metadata to an event (a
-//! JSON object, as bytes: a file name, an offset). The host keeps it with the event it
-//! pulled (`weir_testing`'s `SourceEvent::meta` shows it), but a pipeline does not carry it
-//! through codecs and processors to its sinks yet: sinks see empty metadata.
+//! JSON object, as bytes: a file name, an offset). The host does not parse it: every event
+//! decoded from the pulled one (a preprocessor may split it into many) carries it to its
+//! sinks as [`Event::meta`](crate::Event::meta), as is (the `stdout` sink's `meta = true`
+//! prints it). Error events on the `err` port and what a stream's end flushes carry none.
 //!
 //! Once every sink an event went to delivered it, the host calls
 //! [`on_ack`](crate::Connector::on_ack); if one did not, [`on_fail`](crate::Connector::on_fail).
