@@ -35,7 +35,7 @@ pub(crate) fn misbehave_dir() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let dir = temp_dir("run-misbehave-plugin");
-        for name in ["misbehave", "transactional", "counter"] {
+        for name in ["misbehave", "transactional", "counter", "crashy"] {
             let plugin = fixture_plugin(name);
             std::fs::copy(&plugin, dir.join(plugin.file_name().unwrap())).unwrap();
         }
