@@ -15,6 +15,9 @@
 //!   core.
 //! - `memory`: 2,000 connectors (1,000 idle sources, each with its own blackhole): peak RSS
 //!   per connector.
+//! - `metronome jitter`: a `metronome` ticking every millisecond into a `file` sink for
+//!   `--secs`: how far each tick's interval (from the times in its events) is from 1 ms,
+//!   p50, p99 and the largest.
 //! - `tcp echo`: a `tcp` server bound to itself, one request line at a time from a client
 //!   with `TCP_NODELAY`, back to back and one every 2 ms: round-trip p50 and p99.
 //!
@@ -224,6 +227,8 @@ impl Settings {
                     "metronome",
                     "-p",
                     "tcp",
+                    "-p",
+                    "file",
                 ])
                 .current_dir(workspace_root())
                 .status()
@@ -401,6 +406,46 @@ fn echo(settings: &Settings, dir: &Path, n: usize, gap: Duration) -> [[f64; 2]; 
     measured
 }
 
+/// A metronome ticking every millisecond for `secs` into a file: how far each interval
+/// between two ticks (the emission times the events carry) is from 1 ms. Returns p50, p99
+/// and the largest deviation, in µs.
+fn metronome_jitter(host: &Host, dir: &Path, secs: u64) -> [f64; 3] {
+    let out = dir.join("ticks.jsonl");
+    let _ = std::fs::remove_file(&out);
+    let file = dir.join("metronome.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[connector]]\nid = \"tick\"\nplugin = \"metronome\"\n\
+             config = {{ interval_ms = 1, count = {} }}\n\
+             [[connector]]\nid = \"ticks\"\nplugin = \"file\"\npostprocessors = [\"lines\"]\n\
+             config = {{ path = {}, mode = \"write\" }}\n\
+             [[binding]]\nfrom = \"tick\"\nto = [\"ticks\"]\n",
+            secs * 1000,
+            toml_path(&out),
+        ),
+    )
+    .unwrap();
+    run(host, &file, None);
+    let text = std::fs::read_to_string(&out).expect("the metronome's output");
+    let times: Vec<i128> = text
+        .lines()
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).expect("a tick event");
+            i128::from(event["ingest_ns"].as_u64().expect("ingest_ns"))
+        })
+        .collect();
+    assert_eq!(times.len() as u64, secs * 1000, "every tick written");
+    // The first tenth warms up.
+    let mut deviations: Vec<f64> = times[times.len() / 10..]
+        .windows(2)
+        .map(|w| ((w[1] - w[0]) - 1_000_000).unsigned_abs() as f64 / 1e3)
+        .collect();
+    deviations.sort_by(f64::total_cmp);
+    let at = |q: f64| deviations[((deviations.len() - 1) as f64 * q) as usize];
+    [at(0.5), at(0.99), at(1.0)]
+}
+
 /// A child process killed (and reaped) when dropped, unless it exited.
 struct KillOnDrop(std::process::Child);
 
@@ -436,6 +481,7 @@ fn main() {
     let mut idle_cpu = Vec::new();
     let mut memory = Vec::new();
     let mut echoes: Vec<[f64; 4]> = Vec::new();
+    let mut jitters: Vec<[f64; 3]> = Vec::new();
     let idle_for = Duration::from_secs(settings.secs.max(1));
     let idle_file = idle(&dir, settings.idle_sources, true);
     let memory_file = idle(&dir, settings.memory_sources, false);
@@ -460,6 +506,7 @@ fn main() {
             Duration::from_millis(2),
         );
         echoes.push([back_to_back[0], back_to_back[1], spaced[0], spaced[1]]);
+        jitters.push(metronome_jitter(plugins, &dir, settings.secs));
     }
     let mut table = String::new();
     let _ = writeln!(
@@ -523,6 +570,14 @@ fn main() {
         e(1),
         e(2),
         e(3),
+    );
+    let j = |i: usize| median(jitters.iter().map(|r| r[i]).collect());
+    let _ = writeln!(
+        table,
+        "metronome at 1 ms, tick interval off by: p50 {:.0} µs, p99 {:.0} µs, largest {:.0} µs",
+        j(0),
+        j(1),
+        j(2),
     );
     println!(
         "{} rounds of {} s (after {} s warmup), medians:\n{table}",
