@@ -429,14 +429,34 @@ pub enum CallError {
         /// What was wrong.
         message: String,
     },
+    /// The connector runs out of process (`isolation = "process"`) and its process ended
+    /// during the call (a signal, an exit), stopped answering within the call deadline, or
+    /// sent what the protocol does not allow; the instance is poisoned.
+    #[error(
+        "connector `{connector}` (plugin `{plugin}`): `{method}`: its process crashed: {reason}"
+    )]
+    Crashed {
+        /// Connector id.
+        connector: String,
+        /// Plugin name.
+        plugin: String,
+        /// The entry point called.
+        method: &'static str,
+        /// How the process ended, with the last lines of its standard error.
+        reason: String,
+    },
 }
 
 impl CallError {
-    /// Whether the instance is poisoned after this error (it panicked, now or before).
+    /// Whether the instance is poisoned after this error (it panicked, now or before, or
+    /// its process crashed).
     pub fn is_poisoning(&self) -> bool {
         matches!(
             self,
-            Self::Panicked { .. } | Self::Poisoned { .. } | Self::Protocol { .. }
+            Self::Panicked { .. }
+                | Self::Poisoned { .. }
+                | Self::Protocol { .. }
+                | Self::Crashed { .. }
         )
     }
 
@@ -459,7 +479,8 @@ impl CallError {
             | Self::Poisoned { method, .. }
             | Self::Closed { method, .. }
             | Self::Unsupported { method, .. }
-            | Self::Protocol { method, .. } => method,
+            | Self::Protocol { method, .. }
+            | Self::Crashed { method, .. } => method,
         }
     }
 }

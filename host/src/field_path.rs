@@ -49,6 +49,24 @@ impl FieldPath {
     }
 }
 
+impl FieldPath {
+    /// The path as [`from_json`](Self::from_json) reads it.
+    pub(crate) fn to_json(&self) -> String {
+        if self.is_empty() {
+            return String::new();
+        }
+        let items: Vec<serde_json::Value> = self
+            .0
+            .iter()
+            .map(|segment| match segment {
+                FieldSegment::Key(key) => serde_json::Value::String(key.clone()),
+                FieldSegment::Index(index) => serde_json::Value::from(*index),
+            })
+            .collect();
+        serde_json::Value::Array(items).to_string()
+    }
+}
+
 /// `a.b[2].c`; a key that is not a plain name is quoted as in TOML: `a."x.y"`.
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -47,9 +47,9 @@ pub use advice::Advice;
 pub use error::{CallError, LoadError};
 pub use field_path::{FieldPath, FieldSegment};
 pub use loader::{
-    AbiVersion, BUILTIN_PATH, ConnectorInstance, EventBatch, EventId, InstanceOptions, LogSink,
-    Notice, Plugin, PluginInfo, PluginLog, PullStatus, PulledEvent, Sides, SinkEvent, SinkOutcome,
-    SinkReply,
+    AbiVersion, BUILTIN_PATH, CHILD_ARG, ConnectorInstance, EventBatch, EventId, InstanceOptions,
+    Isolation, LogSink, Notice, Plugin, PluginInfo, PluginLog, PullStatus, PulledEvent, Sides,
+    SinkEvent, SinkOutcome, SinkReply, serve_child,
 };
 pub use weir_sdk::Circuit;
 pub use weir_sdk::abi::{Feedback, FeedbackKind};

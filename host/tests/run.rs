@@ -730,7 +730,18 @@ fn a_bomb_behind_an_incompressible_prefix_keeps_the_host_small() {
 
 #[test]
 fn a_source_woken_from_its_own_thread_is_pulled_at_once_and_not_polled() {
-    let dir = temp_dir("run-wakeful");
+    woken_from_its_own_thread("run-wakeful", &[]);
+}
+
+#[test]
+fn an_isolated_source_woken_from_its_own_thread_in_its_child_is_pulled_at_once() {
+    woken_from_its_own_thread("run-wakeful-isolated", &["--isolation", "process"]);
+}
+
+/// A source that wakes the host from its own thread, `count` times, run with `weir run`
+/// flags `extra`: each wake is followed by a pull at once, and there are no polls between.
+fn woken_from_its_own_thread(name: &str, extra: &[&str]) {
+    let dir = temp_dir(name);
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(
@@ -750,7 +761,9 @@ fn a_source_woken_from_its_own_thread_is_pulled_at_once_and_not_polled() {
             toml_path(&output)
         ),
     );
-    let running = Running::start(&pipeline, &["--plugin-dir", plugins.to_str().unwrap()]);
+    let mut flags = vec!["--plugin-dir", plugins.to_str().unwrap()];
+    flags.extend_from_slice(extra);
+    let running = Running::start(&pipeline, &flags);
     let (exit, _, stderr) = running.finish();
     assert_eq!(exit.code(), Some(0), "{stderr}");
     let events: Vec<serde_json::Value> = std::fs::read_to_string(&output)

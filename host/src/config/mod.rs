@@ -8,6 +8,9 @@
 //! preprocessors = ["lines"]     # or [{ name = "lines", separator = "\r\n" }]
 //! max_restarts = 3              # after a panic (default 3)
 //! reconnect = { initial_ms = 100, max_ms = 5000 }
+//! isolation = "process"         # in a child process of its own ("none": in weir's;
+//!                               # default: as `weir run --isolation` says)
+//! call_timeout_ms = 10000       # out of process: a call unanswered this long is a crash
 //! [connector.config]            # handed to the plugin's typed config
 //! source = "data/events.jsonl"
 //!
@@ -30,6 +33,7 @@ mod span;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use graph::{BindingGraph, Links};
 
@@ -131,6 +135,11 @@ pub struct ConnectorSpec {
     pub max_restarts: u32,
     /// Backoff between connection attempts (and restarts).
     pub reconnect: Backoff,
+    /// Where it runs: in `weir`'s process or in a child process of its own.
+    pub isolation: IsolationMode,
+    /// Out of process: the longest a call may go unanswered before the child is killed as
+    /// hung (and restarted).
+    pub call_timeout: Duration,
     /// Where things are, for errors found later (the plugin's own config errors).
     locations: ConnectorLocations,
 }
@@ -147,8 +156,25 @@ impl ConnectorSpec {
             && self.config == other.config
             && self.max_restarts == other.max_restarts
             && self.reconnect == other.reconnect
+            && self.isolation == other.isolation
+            && self.call_timeout == other.call_timeout
     }
 }
+
+/// Where a connector runs (`isolation` in the pipeline file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IsolationMode {
+    /// As `weir run --isolation` says (in process unless told otherwise).
+    #[default]
+    Default,
+    /// `"none"`: in `weir`'s own process, called through its vtable.
+    InProcess,
+    /// `"process"`: in a child process, restarted when it crashes.
+    Process,
+}
+
+/// How long an isolated connector's call may go unanswered, unless `call_timeout_ms` says.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 struct ConnectorLocations {

@@ -10,7 +10,10 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::span::{SpanTree, line_column};
-use super::{BindingLocations, BindingSpec, ConfigError, ConnectorLocations, ConnectorSpec};
+use super::{
+    BindingLocations, BindingSpec, ConfigError, ConnectorLocations, ConnectorSpec,
+    DEFAULT_CALL_TIMEOUT, IsolationMode,
+};
 use crate::codec::Codec;
 use crate::field_path::{FieldPath, FieldSegment};
 use crate::processor::{Direction, ProcessorSpec};
@@ -18,7 +21,7 @@ use crate::runtime::{Backoff, Port};
 use crate::suggest::did_you_mean;
 
 /// The keys of a `[[connector]]` table.
-const CONNECTOR_KEYS: [&str; 8] = [
+const CONNECTOR_KEYS: [&str; 10] = [
     "id",
     "plugin",
     "codec",
@@ -26,6 +29,8 @@ const CONNECTOR_KEYS: [&str; 8] = [
     "postprocessors",
     "config",
     "max_restarts",
+    "isolation",
+    "call_timeout_ms",
     "reconnect",
 ];
 
@@ -209,6 +214,8 @@ impl Cx<'_> {
         let mut config = None;
         let mut max_restarts = 3;
         let mut reconnect = Backoff::default();
+        let mut isolation = IsolationMode::Default;
+        let mut call_timeout = DEFAULT_CALL_TIMEOUT;
         for (key, value) in table {
             let name = key.get_ref().as_ref();
             match name {
@@ -262,6 +269,28 @@ impl Cx<'_> {
                     }
                 }
                 "reconnect" => reconnect = self.backoff(value, &path("reconnect")),
+                "isolation" => {
+                    if let Some(mode) = self.string(value, &path("isolation")) {
+                        match mode.as_str() {
+                            "process" => isolation = IsolationMode::Process,
+                            "none" => isolation = IsolationMode::InProcess,
+                            other => self.error(
+                                value.span(),
+                                &path("isolation"),
+                                format!(
+                                    "unknown isolation {other:?}: use \"process\" (a child process of its own) or \"none\" (in weir's process)"
+                                ),
+                            ),
+                        }
+                    }
+                }
+                "call_timeout_ms" => {
+                    if let Some(ms) =
+                        self.integer(value, &path("call_timeout_ms"), 1, 24 * 3600 * 1000)
+                    {
+                        call_timeout = Duration::from_millis(ms as u64);
+                    }
+                }
                 other => self.error(
                     key.span(),
                     &path(other),
@@ -302,6 +331,8 @@ impl Cx<'_> {
             config: config_json,
             max_restarts,
             reconnect,
+            isolation,
+            call_timeout,
             locations: ConnectorLocations {
                 index,
                 table: span,

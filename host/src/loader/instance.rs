@@ -19,6 +19,7 @@ use weir_sdk::{Circuit, Level, PullStatus, SinkReply};
 
 use weir_sdk::builtin::{Fault, NativeConnector};
 
+use super::isolated::{self, Child, Isolation, Reply};
 use super::{Checker, ErrorCollector, LoadedLibrary, Origin, Plugin, PluginInfo};
 use crate::error::CallError;
 use crate::field_path::FieldPath;
@@ -313,6 +314,17 @@ impl EventBatch {
         self.ended_streams.push(stream);
     }
 
+    /// Appends a copy of one event (what a source in a child process pulled).
+    pub(crate) fn push_copied(&mut self, id: EventId, bytes: &[u8], meta: &[u8]) {
+        let bytes = self.append(bytes);
+        let meta = if meta.is_empty() {
+            bytes.end..bytes.end
+        } else {
+            self.append(meta)
+        };
+        self.events.push(StoredEvent { id, bytes, meta });
+    }
+
     fn append(&mut self, bytes: &[u8]) -> Range<usize> {
         let start = self.data.len();
         self.data.extend_from_slice(bytes);
@@ -350,6 +362,8 @@ pub struct InstanceOptions {
     pub waker: Option<Waker>,
     /// Where its logs go (the host's `tracing` log, at the level it shows, by default).
     pub log: Option<LogSink>,
+    /// Runs the connector in a child process (in this process by default).
+    pub isolation: Option<Isolation>,
 }
 
 impl InstanceOptions {
@@ -380,6 +394,17 @@ impl InstanceOptions {
         self.log = Some(sink);
         self
     }
+
+    /// Runs the connector in a child process started as `isolation` says, which loads the
+    /// plugin file with the same validating loader: a crash of the plugin (a segfault, a
+    /// stack overflow, an abort, an `exit`, a call that never returns) is then
+    /// [`CallError::Crashed`], not the end of this process. Only for plugin files: a
+    /// built-in always runs in this process.
+    #[must_use]
+    pub fn isolate(mut self, isolation: Isolation) -> Self {
+        self.isolation = Some(isolation);
+        self
+    }
 }
 
 impl std::fmt::Debug for InstanceOptions {
@@ -388,17 +413,19 @@ impl std::fmt::Debug for InstanceOptions {
             .field("bound_as", &self.bound_as)
             .field("waker", &self.waker)
             .field("log", &self.log.as_ref().map(|_| "custom"))
+            .field("isolation", &self.isolation)
             .finish()
     }
 }
 
-/// Per-instance state the plugin reaches through [`HostApi::ctx`].
-struct HostContext {
-    connector_id: String,
-    plugin: String,
-    shutdown_requested: AtomicBool,
+/// Per-instance state the plugin reaches through [`HostApi::ctx`] (and the reader of an
+/// isolated instance's child, from its own thread).
+pub(crate) struct HostContext {
+    pub(crate) connector_id: String,
+    pub(crate) plugin: String,
+    pub(crate) shutdown_requested: AtomicBool,
     /// What the plugin's wakers wake (ABI 1.1), if the host has anything to wake.
-    waker: Option<Waker>,
+    pub(crate) waker: Option<Waker>,
     /// The plugin took a waker: it wakes the host when it has events.
     waker_taken: AtomicBool,
     /// Nanoseconds the source said it will be quiet for, during the last pull
@@ -429,9 +456,9 @@ enum State {
 /// returns [`CallError::Poisoned`] without entering the plugin; dropping it is safe).
 pub struct ConnectorInstance {
     backend: Backend,
-    /// Pointed to by the connector's `HostApi`; boxed so it does not move, dropped after
-    /// `backend`.
-    host: Box<HostContext>,
+    /// Pointed to by the connector's `HostApi`; on the heap so it does not move (shared
+    /// with an isolated instance's reader thread), dropped after `backend`.
+    host: Arc<HostContext>,
     errors: ErrorCollector,
     state: State,
     next_pull: u64,
@@ -447,6 +474,8 @@ enum Backend {
     Library(ManuallyDrop<ConnectorObject>),
     /// Through the Rust trait: a built-in linked into this binary.
     Builtin(Box<dyn NativeConnector>),
+    /// In a child process (`isolation = "process"`), over its socket.
+    Process(Box<Child>),
 }
 
 // `ConnectorInstance` is `Send` (every field is) but not `Sync`: calls take `&mut self`.
@@ -528,9 +557,10 @@ impl Plugin {
             bound_as,
             waker,
             log,
+            isolation,
         } = options;
         let info = self.info();
-        let host = Box::new(HostContext {
+        let host = Arc::new(HostContext {
             connector_id: connector_id.to_owned(),
             plugin: info.name.clone(),
             shutdown_requested: AtomicBool::new(false),
@@ -545,8 +575,12 @@ impl Plugin {
         } else {
             host_max_level()
         };
+        if let Some(isolation) = isolation {
+            let backend = self.create_in_child(&isolation, &host, &config, bound_as)?;
+            return Ok(self.instance(backend, host));
+        }
         let mut services = HostApi::new(
-            (&raw const *host).cast(),
+            Arc::as_ptr(&host).cast(),
             Some(host_log),
             Some(host_request_shutdown),
             max_level,
@@ -572,7 +606,12 @@ impl Plugin {
                 )
             }
         };
-        Ok(ConnectorInstance {
+        Ok(self.instance(backend, host))
+    }
+
+    /// A new instance of this plugin, called through `backend`.
+    fn instance(&self, backend: Backend, host: Arc<HostContext>) -> ConnectorInstance {
+        ConnectorInstance {
             backend,
             host,
             errors: ErrorCollector::default(),
@@ -580,7 +619,37 @@ impl Plugin {
             next_pull: 0,
             sink_codes: Vec::new(),
             plugin: self.clone(),
-        })
+        }
+    }
+
+    /// Starts a child process for the plugin's file and creates the instance in it.
+    fn create_in_child(
+        &self,
+        isolation: &Isolation,
+        host: &Arc<HostContext>,
+        config: &str,
+        bound_as: Sides,
+    ) -> Result<Backend, CallError> {
+        let info = self.info();
+        if self.is_builtin() {
+            return Err(CallError::Permanent {
+                connector: host.connector_id.clone(),
+                plugin: info.name.clone(),
+                method: "new",
+                message: "a built-in cannot run out of process: isolation needs a plugin file"
+                    .to_owned(),
+            });
+        }
+        let child = Child::spawn(
+            isolation,
+            &info.path,
+            &host.connector_id,
+            config,
+            bound_as,
+            host,
+        )
+        .map_err(|reply| reply_error(reply, "new", host))?;
+        Ok(Backend::Process(Box::new(child)))
     }
 
     /// Runs the plugin's `create` and checks what it returns.
@@ -660,6 +729,19 @@ impl Plugin {
 }
 
 /// Turns what a built-in's call reported into a [`CallError`].
+/// What an isolated instance's child answered, as a [`CallError`].
+fn reply_error(reply: Reply, method: &'static str, host: &HostContext) -> CallError {
+    match reply {
+        Reply::Failed(error) => error,
+        Reply::Crashed(crash) => CallError::Crashed {
+            connector: host.connector_id.clone(),
+            plugin: host.plugin.clone(),
+            method,
+            reason: crash.0,
+        },
+    }
+}
+
 fn fault_error(fault: Fault, method: &'static str, connector: &str, plugin: &str) -> CallError {
     let connector = connector.to_owned();
     let plugin = plugin.to_owned();
@@ -878,6 +960,15 @@ impl ConnectorInstance {
                 let result = native.connect(attempt);
                 return result.map_err(|fault| self.fault(fault, "connect"));
             }
+            Backend::Process(_) => {
+                let payload = self.call_child(
+                    isolated::tag::CONNECT,
+                    &isolated::encode_connect(attempt),
+                    "connect",
+                )?;
+                return isolated::decode_connect(&payload)
+                    .map_err(|why| self.garbage(why, "connect"));
+            }
         };
         let mut args = ConnectArgs {
             error: self.errors.sink(),
@@ -906,6 +997,64 @@ impl ConnectorInstance {
         error
     }
 
+    /// Sends `request` to an isolated instance's child and returns its answer's payload.
+    fn call_child(
+        &mut self,
+        request: u8,
+        payload: &[u8],
+        method: &'static str,
+    ) -> Result<Vec<u8>, CallError> {
+        let Backend::Process(child) = &mut self.backend else {
+            unreachable!("only called for an isolated instance");
+        };
+        let answer = child.call(request, payload, method, &self.host);
+        answer.map_err(|reply| self.reply(reply, method))
+    }
+
+    /// [`call_child`](Self::call_child) for a request whose answer carries nothing.
+    fn call_child_for_nothing(
+        &mut self,
+        request: u8,
+        payload: &[u8],
+        method: &'static str,
+    ) -> Result<(), CallError> {
+        let answer = self.call_child(request, payload, method)?;
+        if answer.is_empty() {
+            Ok(())
+        } else {
+            Err(self.garbage(
+                format!(
+                    "{} bytes in an answer to `{method}` that has none",
+                    answer.len()
+                ),
+                method,
+            ))
+        }
+    }
+
+    /// What an isolated instance's child answered, as a [`CallError`]: poisoning ones
+    /// (a panic, a crash) poison the instance.
+    #[cold]
+    fn reply(&mut self, reply: Reply, method: &'static str) -> CallError {
+        let error = reply_error(reply, method, &self.host);
+        if error.is_poisoning() {
+            self.state = State::Poisoned;
+        }
+        error
+    }
+
+    /// An isolated instance's child answered something that does not decode: a crash.
+    #[cold]
+    fn garbage(&mut self, why: String, method: &'static str) -> CallError {
+        self.state = State::Poisoned;
+        CallError::Crashed {
+            connector: self.host.connector_id.clone(),
+            plugin: self.host.plugin.clone(),
+            method,
+            reason: format!("it sent garbage: {why}"),
+        }
+    }
+
     /// Poisons the instance for a broken ABI contract and describes it.
     fn protocol(&mut self, method: &'static str, message: String) -> CallError {
         self.state = State::Poisoned;
@@ -929,6 +1078,14 @@ impl ConnectorInstance {
                 let result = native.notify(notice.to_abi());
                 return result.map_err(|fault| self.fault(fault, notice.method()));
             }
+            Backend::Process(_) => {
+                let payload = isolated::encode_notice(notice);
+                return self.call_child_for_nothing(
+                    isolated::tag::NOTIFY,
+                    &payload,
+                    notice.method(),
+                );
+            }
         };
         let mut args = NotifyArgs {
             error: self.errors.sink(),
@@ -950,6 +1107,26 @@ impl ConnectorInstance {
         max_events: u32,
     ) -> Result<PullStatus, CallError> {
         self.enter("pull")?;
+        if let Backend::Process(_) = &self.backend {
+            let payload = self.call_child(
+                isolated::tag::PULL,
+                &isolated::encode_pull(max_events),
+                "pull",
+            )?;
+            // The child's instance counts pull ids from 0 as this one does: the events get
+            // the same ids on both sides.
+            let mut next_pull = self.next_pull;
+            let pulled = isolated::decode_pull(&payload, batch, &mut next_pull);
+            self.next_pull = next_pull;
+            let pulled = pulled.map_err(|why| self.garbage(why, "pull"))?;
+            self.host
+                .quiet_for
+                .store(pulled.quiet_for, Ordering::Relaxed);
+            if pulled.wakes_itself {
+                self.host.waker_taken.store(true, Ordering::Relaxed);
+            }
+            return Ok(pulled.status);
+        }
         // The pull ids are counted in `target` during the pull (no store through a pointer
         // per event) and written back after it, whatever it returns.
         let mut target = PullTarget {
@@ -963,6 +1140,7 @@ impl ConnectorInstance {
         };
         self.host.quiet_for.store(u64::MAX, Ordering::Relaxed);
         let called = match &mut self.backend {
+            Backend::Process(_) => unreachable!("handled above"),
             Backend::Builtin(native) => {
                 // SAFETY: `writer`'s functions are this module's, and its `ctx` is `target`,
                 // which lives (and is not otherwise used) until after the call.
@@ -1021,6 +1199,14 @@ impl ConnectorInstance {
                 let result = native.feedback(items);
                 return result.map_err(|fault| self.fault(fault, "source_feedback"));
             }
+            Backend::Process(_) => {
+                let payload = isolated::encode_feedback(items);
+                return self.call_child_for_nothing(
+                    isolated::tag::FEEDBACK,
+                    &payload,
+                    "source_feedback",
+                );
+            }
         };
         let mut args = FeedbackArgs {
             error: self.errors.sink(),
@@ -1042,6 +1228,22 @@ impl ConnectorInstance {
         self.sink_codes.resize(events.len(), ReplyCode::AUTO);
         let object = match &mut self.backend {
             Backend::Library(object) => object,
+            Backend::Process(_) => {
+                let payload = self.call_child(
+                    isolated::tag::SINK_BATCH,
+                    &isolated::encode_sink_batch(events),
+                    "sink_batch",
+                )?;
+                let decoded =
+                    isolated::decode_sink_batch(&payload, events.len(), &mut self.sink_codes);
+                let (circuit, errors) = decoded.map_err(|why| self.garbage(why, "sink_batch"))?;
+                return Ok(SinkOutcome {
+                    codes: &self.sink_codes,
+                    len: events.len(),
+                    circuit,
+                    errors,
+                });
+            }
             Backend::Builtin(native) => {
                 let mut outcome = weir_sdk::builtin::SinkOutcome::default();
                 // SAFETY: `SinkEvent` is `repr(transparent)` over `RawEventView`, and each
@@ -1130,6 +1332,9 @@ impl ConnectorInstance {
                 let result = native.close();
                 result.map_err(|fault| self.fault(fault, "drop"))
             }
+            // A child that crashed has nothing left to drop.
+            Backend::Process(child) if child.has_crashed() => Ok(()),
+            Backend::Process(_) => self.call_child_for_nothing(isolated::tag::CLOSE, &[], "drop"),
         };
         self.state = State::Closed;
         result
@@ -1247,12 +1452,19 @@ unsafe fn log_record(ctx: *const c_void, record: &LogRecord) {
     let (message, target) = unsafe { (record.message.as_bytes(), record.target.as_bytes()) };
     let message = String::from_utf8_lossy(message);
     let target = String::from_utf8_lossy(target);
+    emit_log(host, record.level, &target, &message);
+}
+
+/// Emits one record a connector logged: to the instance's log sink if it has one, else as
+/// a `tracing` event tagged with its connector and plugin (`host` is `None` for records
+/// from outside any call).
+pub(crate) fn emit_log(host: Option<&HostContext>, level: LogLevel, target: &str, message: &str) {
     let (connector, plugin) = match host {
         Some(host) => (host.connector_id.as_str(), host.plugin.as_str()),
         None => ("-", "-"),
     };
     if let Some(sink) = host.and_then(|host| host.log.as_ref()) {
-        let level = match record.level {
+        let level = match level {
             LogLevel::ERROR => Level::Error,
             LogLevel::WARN => Level::Warn,
             LogLevel::INFO => Level::Info,
@@ -1262,8 +1474,8 @@ unsafe fn log_record(ctx: *const c_void, record: &LogRecord) {
         let record = PluginLog {
             connector,
             level,
-            target: &target,
-            message: &message,
+            target,
+            message,
         };
         // This runs inside an `extern "C"` callback: a sink that panics must not unwind out
         // of it (that aborts the process). The record is dropped instead.
@@ -1276,7 +1488,7 @@ unsafe fn log_record(ctx: *const c_void, record: &LogRecord) {
         }
         return;
     }
-    match record.level {
+    match level {
         LogLevel::ERROR => {
             tracing::error!(target: "weir::plugin", connector, plugin, %target, "{message}")
         }

@@ -8,6 +8,7 @@
 mod elf;
 mod image;
 mod instance;
+mod isolated;
 
 use std::ffi::c_void;
 use std::mem::ManuallyDrop;
@@ -29,6 +30,7 @@ pub use instance::{
     ConnectorInstance, EventBatch, InstanceOptions, LogSink, Notice, PluginLog, PulledEvent, Sides,
     SinkEvent, SinkOutcome,
 };
+pub use isolated::{CHILD_ARG, Isolation, serve_child};
 pub use weir_sdk::abi::{AbiVersion, EventId};
 pub use weir_sdk::{PullStatus, SinkReply};
 

@@ -32,9 +32,9 @@ use super::supervisor::{Supervisor, Verdict, notify};
 use super::upgrade::{Step, Upgrade, UpgradeRequest};
 use super::{RuntimeOptions, WorldEvent};
 use crate::codec::Value;
-use crate::config::{ConnectorSpec, Links};
+use crate::config::{ConnectorSpec, IsolationMode, Links};
 use crate::error::CallError;
-use crate::loader::{EventId, Notice, Plugin};
+use crate::loader::{EventId, InstanceOptions, Isolation, Notice, Plugin, Sides};
 
 /// An event inside the host: its id at its source, its decoded value and its metadata.
 #[derive(Debug, Clone)]
@@ -178,6 +178,39 @@ impl Shared {
     /// A waker for this connector's instances.
     pub(crate) fn waker(&self) -> std::task::Waker {
         std::task::Waker::from(self.waker.clone())
+    }
+
+    /// How this connector's instances are created: bound as the routes say, waking this
+    /// thread, and in a child process when its isolation (or the runtime's default) says.
+    pub(crate) fn instance_options(&self) -> Result<InstanceOptions, CallError> {
+        let options = InstanceOptions::new()
+            .bound_as(Sides {
+                source: self.routes.is_source(),
+                sink: self.routes.is_sink(),
+            })
+            .waker(self.waker());
+        let isolated = match self.spec.isolation {
+            IsolationMode::Process => true,
+            IsolationMode::InProcess => false,
+            IsolationMode::Default => self.options.isolate_by_default,
+        };
+        if !isolated || (self.plugin.is_builtin() && self.spec.isolation == IsolationMode::Default)
+        {
+            // A built-in has no file to load in a child: `--isolation process` leaves it in
+            // process (an explicit `isolation = "process"` is refused when it is created).
+            return Ok(options);
+        }
+        let Some(program) = &self.options.child_program else {
+            return Err(CallError::Permanent {
+                connector: self.spec.id.clone(),
+                plugin: self.plugin.name().to_owned(),
+                method: "new",
+                message: "`isolation = \"process\"` needs a weir to run the connector in \
+                          (RuntimeOptions::child_program is not set)"
+                    .to_owned(),
+            });
+        };
+        Ok(options.isolate(Isolation::new(program, self.spec.call_timeout)))
     }
 
     pub(crate) fn tell_world(&self, event: WorldEvent) {

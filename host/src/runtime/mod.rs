@@ -71,6 +71,13 @@ pub struct RuntimeOptions {
     pub idle_backoff_max: Duration,
     /// How often a sink whose circuit breaker is closed is ticked.
     pub tick_interval: Duration,
+    /// The `weir` that runs connectors out of process (started with
+    /// [`CHILD_ARG`](crate::CHILD_ARG); the running one, as a rule). Without it, a
+    /// connector configured with `isolation = "process"` fails for good.
+    pub child_program: Option<std::path::PathBuf>,
+    /// Runs every connector whose `isolation` the pipeline file does not set out of
+    /// process (`weir run --isolation process`).
+    pub isolate_by_default: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -84,6 +91,8 @@ impl Default for RuntimeOptions {
             max_in_flight_bytes: 64 << 20,
             idle_backoff_max: Duration::from_millis(1),
             tick_interval: Duration::from_millis(50),
+            child_program: None,
+            isolate_by_default: false,
         }
     }
 }

@@ -19,7 +19,7 @@ use super::WorldEvent;
 use super::connector::Shared;
 use super::metrics::Call;
 use crate::error::CallError;
-use crate::loader::{ConnectorInstance, Notice, Sides};
+use crate::loader::{ConnectorInstance, Notice};
 
 /// Where the instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,17 +105,11 @@ impl Supervisor {
             return Ok(false);
         }
         if self.instance.is_none() {
-            let bound_as = Sides {
-                source: shared.routes.is_source(),
-                sink: shared.routes.is_sink(),
-            };
+            let options = shared.instance_options()?;
             let instance = shared.metrics.track(Call::New, || {
-                shared.plugin.instantiate_waking(
-                    &shared.spec.id,
-                    &shared.spec.config,
-                    bound_as,
-                    Some(shared.waker()),
-                )
+                shared
+                    .plugin
+                    .instantiate_with(&shared.spec.id, &shared.spec.config, options)
             })?;
             self.instance = Some(instance);
             self.attempt = 0;

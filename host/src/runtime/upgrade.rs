@@ -30,7 +30,7 @@ use super::source::Source;
 use super::supervisor::{Supervisor, notify};
 use crate::config::ConnectorSpec;
 use crate::error::CallError;
-use crate::loader::{ConnectorInstance, Notice, Plugin, Sides};
+use crate::loader::{ConnectorInstance, Notice, Plugin};
 
 /// How often a connect attempt on its own thread is looked at.
 const ATTEMPT_POLL: std::time::Duration = std::time::Duration::from_millis(5);
@@ -242,12 +242,9 @@ impl Upgrade {
         let mut instance = match self.instance.take() {
             Some(instance) => instance,
             None => {
-                let bound_as = Sides {
-                    source: shared.routes.is_source(),
-                    sink: shared.routes.is_sink(),
-                };
+                let options = shared.instance_options().map_err(|e| e.to_string())?;
                 self.plugin
-                    .instantiate_waking(&spec.id, &spec.config, bound_as, Some(shared.waker()))
+                    .instantiate_with(&spec.id, &spec.config, options)
                     .map_err(|e| format!("version {version} refused the connector's config: {e}"))?
             }
         };

@@ -101,6 +101,12 @@ enum Command {
         /// (as `weir plugins reload`). Files are looked at once they stop changing.
         #[arg(long)]
         watch: bool,
+        /// Where connectors run unless their `isolation` key says: `none`, in this process;
+        /// `process`, each plugin connector in a child process of its own, where a crash
+        /// (segfault, abort, stack overflow, exit, a call that hangs past its
+        /// `call_timeout_ms`) restarts it instead of ending the run.
+        #[arg(long, value_enum, default_value_t = Isolation::None)]
+        isolation: Isolation,
     },
     /// Change a running weir's pipeline to the one in FILE, without a restart.
     ///
@@ -276,17 +282,28 @@ fn no_transparent_huge_pages() {
     }
 }
 
+/// Where connectors run (`weir run --isolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Isolation {
+    /// In this process.
+    None,
+    /// Each in a child process of its own.
+    Process,
+}
+
 fn main() -> ExitCode {
     no_transparent_huge_pages();
+    // The plugin-host mode: this process was started by a weir to run one connector out of
+    // process (`isolation = "process"`). Not a command for users, so not in `--help`.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == weir_host::CHILD_ARG)
+    {
+        init_logging();
+        return ExitCode::from(u8::try_from(weir_host::serve_child()).unwrap_or(2));
+    }
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     let bundled = builtins::bundled();
     if !cli.no_builtins
         && !bundled.is_empty()
@@ -310,10 +327,13 @@ fn main() -> ExitCode {
             max_in_flight_bytes,
             no_admin_socket,
             watch,
+            isolation,
         } => {
             let options = (|| {
                 Ok::<_, String>(RuntimeOptions {
                     batch_size,
+                    child_program: std::env::current_exe().ok(),
+                    isolate_by_default: isolation == Isolation::Process,
                     max_in_flight: max_in_flight as usize,
                     max_in_flight_bytes: usize::try_from(max_in_flight_bytes).unwrap_or(usize::MAX),
                     metrics_interval: metrics_interval
@@ -460,4 +480,17 @@ fn positive_seconds(flag: &str, secs: f64) -> Result<std::time::Duration, String
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("{flag} must be a positive number of seconds, found {secs}"))
+}
+
+/// The process's `tracing` log: to standard error, at the level `RUST_LOG` says (warnings
+/// by default).
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }

@@ -1,0 +1,1139 @@
+//! Connectors out of process (`isolation = "process"`): the connector runs in a child
+//! process, `weir` itself in its hidden plugin-host mode, which loads the plugin file with
+//! the same validating loader and runs the instance there. The host's
+//! [`ConnectorInstance`](super::ConnectorInstance) talks to the child over a socket pair
+//! instead of calling the vtable, with the same semantics, so that the runtime (its
+//! supervisor, its deadlines) treats an isolated connector like any other.
+//!
+//! A crash of the child (a signal such as SIGSEGV or SIGABRT, an `exit`, no answer within
+//! the call deadline) fails the call in progress with [`CallError::Crashed`], which poisons
+//! the instance: the supervisor restarts it (a new child) as it restarts one that panicked,
+//! up to `max_restarts`.
+//!
+//! The wire: frames `[u32 length][u8 tag][payload]`, little-endian. The host sends one
+//! request and waits for its answer; between the two the child may send notices (a log
+//! record, a wake, a shutdown request), which a reader thread of the host handles at once,
+//! so a source in a child wakes its host like one in process. Nothing the child sends is
+//! trusted: a frame that does not decode, is longer than [`MAX_FRAME`], or answers what was
+//! not asked ends the child as a crash.
+
+use std::collections::VecDeque;
+use std::io::{BufRead as _, BufReader, Read, Write};
+use std::os::fd::{AsRawFd as _, FromRawFd as _, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use weir_sdk::abi::{EventId, Feedback, FeedbackKind, LogLevel, ReplyCode};
+use weir_sdk::{Circuit, PullStatus};
+
+use super::instance::{HostContext, emit_log};
+use super::{EventBatch, InstanceOptions, Notice, Plugin, Sides, SinkEvent};
+use crate::error::CallError;
+use crate::field_path::FieldPath;
+
+/// The argument that puts `weir` into its plugin-host mode (see [`serve_child`]).
+pub const CHILD_ARG: &str = "__plugin-host";
+
+/// The child's end of the socket pair, as the child sees it.
+const CHILD_FD: RawFd = 3;
+
+/// The longest frame either side accepts: a batch larger than this is a broken child.
+pub(crate) const MAX_FRAME: usize = 256 << 20;
+
+/// Lines of the child's standard error kept for the crash report.
+const STDERR_LINES: usize = 8;
+
+/// How long a child that was asked to end (its socket closed) or killed gets to exit
+/// before it is killed (again) and given up on.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
+/// How an isolated instance is run (see [`InstanceOptions::isolate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolation {
+    /// The executable to start: a `weir` that serves [`CHILD_ARG`] (the running one, as a
+    /// rule: `std::env::current_exe()`).
+    pub program: PathBuf,
+    /// The longest a call may go unanswered before the child is killed as hung.
+    pub call_timeout: Duration,
+}
+
+impl Isolation {
+    /// Children started from `program`, each call answered within `call_timeout`.
+    pub fn new(program: impl Into<PathBuf>, call_timeout: Duration) -> Self {
+        Self {
+            program: program.into(),
+            call_timeout,
+        }
+    }
+}
+
+/// Frame tags.
+pub(crate) mod tag {
+    pub(crate) const CREATE: u8 = 1;
+    pub(crate) const CONNECT: u8 = 2;
+    pub(crate) const NOTIFY: u8 = 3;
+    pub(crate) const PULL: u8 = 4;
+    pub(crate) const FEEDBACK: u8 = 5;
+    pub(crate) const SINK_BATCH: u8 = 6;
+    pub(crate) const CLOSE: u8 = 7;
+    /// The request succeeded; its results follow.
+    pub(crate) const OK: u8 = 0x80;
+    /// The request failed; a [`CallError`](crate::CallError) follows.
+    pub(crate) const ERR: u8 = 0x81;
+    /// A log record (any time).
+    pub(crate) const LOG: u8 = 0x90;
+    /// The source's waker was woken (any time).
+    pub(crate) const WAKE: u8 = 0x91;
+    /// The connector asked for the run to shut down (any time).
+    pub(crate) const SHUTDOWN: u8 = 0x92;
+}
+
+/// Builds one frame's payload.
+#[derive(Default)]
+struct Out(Vec<u8>);
+
+impl Out {
+    fn u8(&mut self, value: u8) -> &mut Self {
+        self.0.push(value);
+        self
+    }
+
+    fn u32(&mut self, value: u32) -> &mut Self {
+        self.0.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+
+    fn u64(&mut self, value: u64) -> &mut Self {
+        self.0.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+
+    fn len(&mut self, len: usize) -> &mut Self {
+        // Frames are at most `MAX_FRAME` long, so every length fits.
+        self.u32(u32::try_from(len).unwrap_or(u32::MAX))
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        self.len(bytes.len());
+        self.0.extend_from_slice(bytes);
+        self
+    }
+
+    fn str(&mut self, text: &str) -> &mut Self {
+        self.bytes(text.as_bytes())
+    }
+}
+
+/// What is wrong with a frame the other side sent.
+#[derive(Debug)]
+struct Garbage(String);
+
+/// Reads one frame's payload, checking every length against what is left.
+struct In<'a>(&'a [u8]);
+
+impl<'a> In<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Garbage> {
+        if self.0.len() < n {
+            return Err(Garbage(format!(
+                "a frame ends {} bytes short",
+                n - self.0.len()
+            )));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, Garbage> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, Garbage> {
+        let bytes = self.take(4)?;
+        Ok(u32::from_le_bytes(bytes.try_into().expect("4 bytes")))
+    }
+
+    fn u64(&mut self) -> Result<u64, Garbage> {
+        let bytes = self.take(8)?;
+        Ok(u64::from_le_bytes(bytes.try_into().expect("8 bytes")))
+    }
+
+    /// A count of items each at least `min_size` bytes long: one the frame cannot hold is
+    /// garbage (so no allocation is sized by a lie).
+    fn count(&mut self, min_size: usize) -> Result<usize, Garbage> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_size) > self.0.len() {
+            return Err(Garbage(format!(
+                "a frame claims {n} items but holds {} bytes",
+                self.0.len()
+            )));
+        }
+        Ok(n)
+    }
+
+    fn event_id(&mut self) -> Result<EventId, Garbage> {
+        Ok(EventId {
+            stream: self.u64()?,
+            pull: self.u64()?,
+        })
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], Garbage> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    fn str(&mut self) -> Result<&'a str, Garbage> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| Garbage("a string is not UTF-8".into()))
+    }
+
+    fn end(&self) -> Result<(), Garbage> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Garbage(format!(
+                "{} bytes past the end of a frame",
+                self.0.len()
+            )))
+        }
+    }
+}
+
+/// Writes one frame with one `write_all` (so frames from several threads, each under the
+/// writer's lock, never interleave).
+fn write_frame(stream: &mut impl Write, tag: u8, payload: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(payload.len() + 1)
+        .ok()
+        .filter(|len| *len as usize <= MAX_FRAME)
+        .ok_or_else(|| std::io::Error::other("a frame over the size limit"))?;
+    let mut frame = Vec::with_capacity(5 + payload.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.push(tag);
+    frame.extend_from_slice(payload);
+    stream.write_all(&frame)
+}
+
+/// Reads one frame: `None` at a clean end of the stream (between frames).
+fn read_frame(stream: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+    let mut header = [0u8; 4];
+    match stream.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let len = u32::from_le_bytes(header) as usize;
+    if len == 0 || len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a frame of {len} bytes (the limit is {MAX_FRAME})"),
+        ));
+    }
+    let mut frame = vec![0u8; len];
+    stream.read_exact(&mut frame)?;
+    let tag = frame.remove(0);
+    Ok(Some((tag, frame)))
+}
+
+fn notice_code(notice: Notice) -> u8 {
+    match notice {
+        Notice::Start => 0,
+        Notice::Pause => 1,
+        Notice::Resume => 2,
+        Notice::Drain => 3,
+        Notice::Stop => 4,
+        Notice::CircuitClosed => 5,
+        Notice::CircuitOpened => 6,
+    }
+}
+
+fn notice_of(code: u8) -> Result<Notice, Garbage> {
+    Ok(match code {
+        0 => Notice::Start,
+        1 => Notice::Pause,
+        2 => Notice::Resume,
+        3 => Notice::Drain,
+        4 => Notice::Stop,
+        5 => Notice::CircuitClosed,
+        6 => Notice::CircuitOpened,
+        other => return Err(Garbage(format!("unknown notice {other}"))),
+    })
+}
+
+/// A [`CallError`] as it crosses: its kind and text; the connector, plugin and method are
+/// the host's own.
+fn put_error(out: &mut Out, error: &CallError) {
+    match error {
+        CallError::Failed { message, .. } => out.u8(0).str(message),
+        CallError::Permanent { message, .. } => out.u8(1).str(message),
+        CallError::Config {
+            field_path,
+            message,
+            ..
+        } => out.u8(2).str(message).str(&field_path.to_json()),
+        CallError::Panicked {
+            message, location, ..
+        } => out.u8(3).str(message).str(location),
+        CallError::Poisoned { .. } => out.u8(4),
+        CallError::Closed { .. } => out.u8(5),
+        CallError::Unsupported { side, .. } => out.u8(6).str(side),
+        CallError::Protocol { message, .. } => out.u8(7).str(message),
+        // A child runs its plugin in process: its own calls do not crash this way.
+        CallError::Crashed { reason, .. } => out.u8(7).str(reason),
+    };
+}
+
+fn get_error(
+    input: &mut In<'_>,
+    connector: &str,
+    plugin: &str,
+    method: &'static str,
+) -> Result<CallError, Garbage> {
+    let (connector, plugin) = (connector.to_owned(), plugin.to_owned());
+    Ok(match input.u8()? {
+        0 => CallError::Failed {
+            connector,
+            plugin,
+            method,
+            message: input.str()?.to_owned(),
+        },
+        1 => CallError::Permanent {
+            connector,
+            plugin,
+            method,
+            message: input.str()?.to_owned(),
+        },
+        2 => CallError::Config {
+            connector,
+            plugin,
+            message: input.str()?.to_owned(),
+            field_path: FieldPath::from_json(input.str()?),
+        },
+        3 => CallError::Panicked {
+            connector,
+            plugin,
+            method,
+            message: input.str()?.to_owned(),
+            location: input.str()?.to_owned(),
+        },
+        4 => CallError::Poisoned {
+            connector,
+            plugin,
+            method,
+        },
+        5 => CallError::Closed {
+            connector,
+            plugin,
+            method,
+        },
+        6 => CallError::Unsupported {
+            connector,
+            plugin,
+            method,
+            side: match input.str()? {
+                "source" => "source",
+                _ => "sink",
+            },
+        },
+        7 => CallError::Protocol {
+            connector,
+            plugin,
+            method,
+            message: input.str()?.to_owned(),
+        },
+        other => return Err(Garbage(format!("unknown error kind {other}"))),
+    })
+}
+
+/// The last lines a child wrote to its standard error.
+#[derive(Debug, Default)]
+struct Tail(VecDeque<String>);
+
+impl Tail {
+    fn push(&mut self, line: String) {
+        if self.0.len() == STDERR_LINES {
+            self.0.pop_front();
+        }
+        self.0.push_back(line);
+    }
+}
+
+/// What the host's reader thread hands the calling thread.
+enum Answer {
+    /// `OK` or `ERR`, with the payload.
+    Frame(u8, Vec<u8>),
+    /// The child's socket ended or sent garbage.
+    Gone(Gone),
+}
+
+/// Why a child's socket was given up on.
+struct Gone {
+    why: String,
+    /// It sent something that does not decode (rather than ending).
+    garbage: bool,
+}
+
+/// The host's side of one child: the process, its socket, and what its threads collect.
+pub(crate) struct Child {
+    process: std::process::Child,
+    socket: UnixStream,
+    answers: mpsc::Receiver<Answer>,
+    stderr: Arc<Mutex<Tail>>,
+    call_timeout: Duration,
+    /// Set once the child crashed: why (every later call fails with it).
+    crashed: Option<String>,
+}
+
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("pid", &self.process.id())
+            .field("crashed", &self.crashed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A crash of the child, as the call that found it reports it.
+pub(crate) struct Crash(pub(crate) String);
+
+impl Child {
+    /// Starts a child for `plugin` (a library file) and creates the instance in it: the
+    /// child's answer to `CREATE` is the instance's `new`.
+    pub(crate) fn spawn(
+        isolation: &Isolation,
+        plugin: &Path,
+        connector_id: &str,
+        config: &str,
+        bound_as: Sides,
+        host: &Arc<HostContext>,
+    ) -> Result<Child, Reply> {
+        let crashed = |why: String| Reply::Crashed(Crash(why));
+        let (ours, theirs) = UnixStream::pair().map_err(|e| crashed(format!("socketpair: {e}")))?;
+        let mut command = Command::new(&isolation.program);
+        command
+            .arg(CHILD_ARG)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        let fd = theirs.as_raw_fd();
+        // SAFETY: the closure runs in the child between fork and exec and calls only
+        // async-signal-safe functions (`dup2`, `fcntl`, `prctl`) on descriptors it owns:
+        // it puts the child's end of the socket pair at `CHILD_FD`, without
+        // close-on-exec, and has the child killed if this process dies.
+        unsafe {
+            command.pre_exec(move || {
+                if fd == CHILD_FD {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, CHILD_FD) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+        let mut process = command.spawn().map_err(|e| {
+            crashed(format!(
+                "cannot start {} {CHILD_ARG}: {e}",
+                isolation.program.display()
+            ))
+        })?;
+        drop(theirs);
+        let stderr = Arc::new(Mutex::new(Tail::default()));
+        if let Some(pipe) = process.stderr.take() {
+            let tail = Arc::clone(&stderr);
+            let connector = host.connector_id.clone();
+            let pid = process.id();
+            spawn_thread("weir-child-err", move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    let line: String = line.chars().take(1024).collect();
+                    tracing::warn!(connector = %connector, pid, "child: {line}");
+                    tail.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            });
+        }
+        let (answer, answers) = mpsc::channel();
+        let reading = ours
+            .try_clone()
+            .map_err(|e| crashed(format!("socket: {e}")))?;
+        let context = Arc::clone(host);
+        spawn_thread("weir-child", move || read_child(reading, &context, &answer));
+        let mut child = Child {
+            process,
+            socket: ours,
+            answers,
+            stderr,
+            call_timeout: isolation.call_timeout,
+            crashed: None,
+        };
+        let mut request = Out::default();
+        request
+            .str(&plugin.to_string_lossy())
+            .str(connector_id)
+            .str(config)
+            .u8(u8::from(bound_as.source) | u8::from(bound_as.sink) << 1)
+            .u8(u8::from(host.waker.is_some()));
+        child.call(tag::CREATE, &request.0, "new", host)?;
+        Ok(child)
+    }
+
+    /// Sends one request and waits for its answer (at most the call deadline): `Ok` with
+    /// the answer's payload, or the error the child reported, or its crash.
+    pub(crate) fn call(
+        &mut self,
+        request: u8,
+        payload: &[u8],
+        method: &'static str,
+        host: &HostContext,
+    ) -> Result<Vec<u8>, Reply> {
+        if let Some(why) = &self.crashed {
+            return Err(Reply::Crashed(Crash(why.clone())));
+        }
+        if let Err(error) = write_frame(&mut self.socket, request, payload) {
+            return Err(Reply::Crashed(
+                self.crash(format!("cannot send `{method}`: {error}")),
+            ));
+        }
+        match self.answers.recv_timeout(self.call_timeout) {
+            Ok(Answer::Frame(tag::OK, payload)) => Ok(payload),
+            Ok(Answer::Frame(_, payload)) => {
+                let mut input = In(&payload);
+                match get_error(&mut input, &host.connector_id, &host.plugin, method)
+                    .and_then(|error| input.end().map(|()| error))
+                {
+                    Ok(error) => Err(Reply::Failed(error)),
+                    Err(Garbage(why)) => {
+                        let _ = self.process.kill();
+                        Err(Reply::Crashed(
+                            self.crash(format!("sent garbage answering `{method}`: {why}")),
+                        ))
+                    }
+                }
+            }
+            Ok(Answer::Gone(Gone { why, garbage })) => {
+                // A child that sent garbage is not trusted to end by itself.
+                if garbage {
+                    let _ = self.process.kill();
+                }
+                Err(Reply::Crashed(self.crash(why)))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = self.process.kill();
+                Err(Reply::Crashed(self.crash(format!(
+                    "did not answer `{method}` within {:?}: killed",
+                    self.call_timeout
+                ))))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Reply::Crashed(self.crash("its socket closed".to_owned())))
+            }
+        }
+    }
+
+    /// Records the crash: waits for the child to end (killing it if it has not), and says
+    /// how it ended, with the last lines of its standard error.
+    fn crash(&mut self, why: String) -> Crash {
+        let status = self.reap();
+        let mut reason = match status {
+            Some(status) => format!("{why}; the child {}", describe(status)),
+            None => format!("{why}; the child did not end even when killed"),
+        };
+        // Its last lines may still be on their way through the pipe.
+        std::thread::sleep(Duration::from_millis(20));
+        let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        if !tail.0.is_empty() {
+            let lines: Vec<&str> = tail.0.iter().map(String::as_str).collect();
+            reason.push_str(&format!("; its last words: {}", lines.join(" | ")));
+        }
+        self.crashed = Some(reason.clone());
+        Crash(reason)
+    }
+
+    /// Whether the child crashed (every call fails with the crash).
+    pub(crate) fn has_crashed(&self) -> bool {
+        self.crashed.is_some()
+    }
+
+    /// Waits for the child to exit (at most [`EXIT_GRACE`], then kills it and waits as long
+    /// again).
+    fn reap(&mut self) -> Option<ExitStatus> {
+        for kill in [false, true] {
+            if kill {
+                let _ = self.process.kill();
+            }
+            let deadline = Instant::now() + EXIT_GRACE;
+            loop {
+                match self.process.try_wait() {
+                    Ok(Some(status)) => return Some(status),
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // Closing the socket tells the child to end; `reap` kills it if it does not.
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        if self.crashed.is_none() {
+            self.reap();
+        }
+    }
+}
+
+/// How a request ended, when not with `OK`.
+pub(crate) enum Reply {
+    /// The child answered with an error of the connector (or of its contract).
+    Failed(CallError),
+    /// The child crashed.
+    Crashed(Crash),
+}
+
+/// How a child's process ended, in words.
+fn describe(status: ExitStatus) -> String {
+    if let Some(signal) = status.signal() {
+        let name = match signal {
+            libc::SIGSEGV => " (SIGSEGV)",
+            libc::SIGABRT => " (SIGABRT)",
+            libc::SIGKILL => " (SIGKILL)",
+            libc::SIGBUS => " (SIGBUS)",
+            libc::SIGILL => " (SIGILL)",
+            libc::SIGFPE => " (SIGFPE)",
+            libc::SIGTERM => " (SIGTERM)",
+            _ => "",
+        };
+        format!("was killed by signal {signal}{name}")
+    } else {
+        format!("exited with status {}", status.code().unwrap_or(-1))
+    }
+}
+
+fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) {
+    if let Err(error) = std::thread::Builder::new().name(name.into()).spawn(f) {
+        tracing::error!(%error, "cannot start a thread for a child process");
+    }
+}
+
+/// The host's reader of one child's socket: answers go to the calling thread, notices are
+/// handled here.
+fn read_child(mut socket: UnixStream, host: &HostContext, answer: &mpsc::Sender<Answer>) {
+    let gone = loop {
+        let (tag, payload) = match read_frame(&mut socket) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                break Gone {
+                    why: "its socket closed".to_owned(),
+                    garbage: false,
+                };
+            }
+            Err(error) => {
+                break Gone {
+                    garbage: error.kind() == std::io::ErrorKind::InvalidData,
+                    why: format!("its socket failed: {error}"),
+                };
+            }
+        };
+        let garbage = |why: String| Gone { why, garbage: true };
+        match tag {
+            tag::OK | tag::ERR => {
+                if answer.send(Answer::Frame(tag, payload)).is_err() {
+                    return;
+                }
+            }
+            tag::LOG => {
+                let mut input = In(&payload);
+                let record = (|| {
+                    let level = LogLevel(u32::from(input.u8()?));
+                    let target = input.str()?;
+                    let message = input.str()?;
+                    input.end()?;
+                    Ok::<_, Garbage>((level, target, message))
+                })();
+                match record {
+                    Ok((level, target, message)) => emit_log(Some(host), level, target, message),
+                    Err(Garbage(why)) => {
+                        break garbage(format!("sent a garbled log record: {why}"));
+                    }
+                }
+            }
+            tag::WAKE => {
+                if let Some(waker) = &host.waker {
+                    waker.wake_by_ref();
+                }
+            }
+            tag::SHUTDOWN => {
+                tracing::info!(connector = %host.connector_id, plugin = %host.plugin, "connector requested shutdown");
+                host.shutdown_requested.store(true, Ordering::Release);
+            }
+            other => break garbage(format!("sent a frame with the unknown tag {other}")),
+        }
+    };
+    let _ = answer.send(Answer::Gone(gone));
+}
+
+/// A request's answer, decoded.
+pub(crate) fn decode_connect(payload: &[u8]) -> Result<bool, String> {
+    let mut input = In(payload);
+    let connected = input.u8().map_err(|g| g.0)? != 0;
+    input.end().map_err(|g| g.0)?;
+    Ok(connected)
+}
+
+/// The encoded `CONNECT` request.
+pub(crate) fn encode_connect(attempt: u32) -> Vec<u8> {
+    let mut out = Out::default();
+    out.u32(attempt);
+    out.0
+}
+
+/// The encoded `NOTIFY` request.
+pub(crate) fn encode_notice(notice: Notice) -> Vec<u8> {
+    vec![notice_code(notice)]
+}
+
+/// The encoded `PULL` request.
+pub(crate) fn encode_pull(max_events: u32) -> Vec<u8> {
+    let mut out = Out::default();
+    out.u32(max_events);
+    out.0
+}
+
+/// What a pull in the child produced, copied into `batch` with the pull ids from
+/// `next_pull` on (the child's instance counts them alike).
+pub(crate) struct Pulled {
+    pub(crate) status: PullStatus,
+    pub(crate) quiet_for: u64,
+    pub(crate) wakes_itself: bool,
+}
+
+pub(crate) fn decode_pull(
+    payload: &[u8],
+    batch: &mut EventBatch,
+    next_pull: &mut u64,
+) -> Result<Pulled, String> {
+    let mut input = In(payload);
+    let decoded = (|| {
+        let status = match input.u8()? {
+            0 => PullStatus::Ready,
+            1 => PullStatus::Empty,
+            2 => PullStatus::Finished,
+            other => return Err(Garbage(format!("unknown pull status {other}"))),
+        };
+        let quiet_for = input.u64()?;
+        let wakes_itself = input.u8()? != 0;
+        // stream (8) + two lengths (8)
+        let events = input.count(16)?;
+        for _ in 0..events {
+            let stream = input.u64()?;
+            let bytes = input.bytes()?;
+            let meta = input.bytes()?;
+            batch.push_copied(
+                EventId {
+                    stream,
+                    pull: *next_pull,
+                },
+                bytes,
+                meta,
+            );
+            *next_pull += 1;
+        }
+        let ended = input.count(8)?;
+        for _ in 0..ended {
+            batch.end_stream(input.u64()?);
+        }
+        input.end()?;
+        Ok(Pulled {
+            status,
+            quiet_for,
+            wakes_itself,
+        })
+    })();
+    decoded.map_err(|g| g.0)
+}
+
+/// The encoded `FEEDBACK` request.
+pub(crate) fn encode_feedback(items: &[Feedback]) -> Vec<u8> {
+    let mut out = Out::default();
+    out.len(items.len());
+    for item in items {
+        out.u64(item.id.stream).u64(item.id.pull).u32(item.kind.0);
+    }
+    out.0
+}
+
+/// The encoded `SINK_BATCH` request.
+pub(crate) fn encode_sink_batch(events: &[SinkEvent<'_>]) -> Vec<u8> {
+    let size: usize = events
+        .iter()
+        .map(|e| 32 + e.bytes().len() + e.meta().len())
+        .sum();
+    let mut out = Out(Vec::with_capacity(4 + size));
+    out.len(events.len());
+    for event in events {
+        let id = event.id();
+        out.u64(id.stream)
+            .u64(id.pull)
+            .u64(event.ingest_ns())
+            .bytes(event.bytes())
+            .bytes(event.meta());
+    }
+    out.0
+}
+
+/// A sink batch's answer: the reply codes (into `codes`, at most `len`), the circuit
+/// change and the errors.
+pub(crate) fn decode_sink_batch(
+    payload: &[u8],
+    len: usize,
+    codes: &mut Vec<ReplyCode>,
+) -> Result<(Option<Circuit>, Vec<String>), String> {
+    let mut input = In(payload);
+    let decoded = (|| {
+        let processed = input.count(4)?;
+        if processed > len {
+            return Err(Garbage(format!(
+                "{processed} replies to a batch of {len} events"
+            )));
+        }
+        codes.clear();
+        for _ in 0..processed {
+            codes.push(ReplyCode(input.u32()?));
+        }
+        let circuit = match input.u8()? {
+            0 => None,
+            1 => Some(Circuit::Closed),
+            2 => Some(Circuit::Open),
+            other => return Err(Garbage(format!("unknown circuit change {other}"))),
+        };
+        let n = input.count(4)?;
+        let mut errors = Vec::with_capacity(n);
+        for _ in 0..n {
+            errors.push(input.str()?.to_owned());
+        }
+        input.end()?;
+        Ok((circuit, errors))
+    })();
+    decoded.map_err(|g| g.0)
+}
+
+/// The plugin-host mode: serves the one connector instance the parent asks for over
+/// the socket at descriptor 3, until the parent closes it. `weir` runs this when started
+/// with [`CHILD_ARG`]; it returns the process's exit status.
+pub fn serve_child() -> i32 {
+    // SAFETY: in this mode the parent started this process with its end of a socket pair at
+    // `CHILD_FD` (see `Child::spawn`), and nothing else in the process owns that descriptor.
+    let socket = unsafe { UnixStream::from_raw_fd(CHILD_FD) };
+    let writer = match socket.try_clone() {
+        Ok(writer) => Arc::new(Mutex::new(writer)),
+        Err(error) => {
+            eprintln!("weir {CHILD_ARG}: no socket at descriptor {CHILD_FD}: {error}");
+            return 2;
+        }
+    };
+    let mut reader = BufReader::new(socket);
+    let mut server = Server {
+        writer,
+        instance: None,
+        batch: EventBatch::new(),
+    };
+    loop {
+        let (tag, payload) = match read_frame(&mut reader) {
+            Ok(Some(frame)) => frame,
+            // The parent closed the socket: the instance is dropped on the way out.
+            Ok(None) => return 0,
+            Err(error) => {
+                eprintln!("weir {CHILD_ARG}: {error}");
+                return 2;
+            }
+        };
+        let answer = server.handle(tag, &payload);
+        let (tag, payload) = match answer {
+            Ok(payload) => (tag::OK, payload),
+            Err(Handled::Failed(error)) => {
+                let mut out = Out::default();
+                put_error(&mut out, &error);
+                (tag::ERR, out.0)
+            }
+            Err(Handled::Garbage(why)) => {
+                eprintln!("weir {CHILD_ARG}: the host sent garbage: {why}");
+                return 2;
+            }
+        };
+        if server.send(tag, &payload).is_err() {
+            return 0;
+        }
+    }
+}
+
+/// How a request failed in the child.
+enum Handled {
+    Failed(CallError),
+    Garbage(String),
+}
+
+impl From<Garbage> for Handled {
+    fn from(garbage: Garbage) -> Self {
+        Handled::Garbage(garbage.0)
+    }
+}
+
+impl From<CallError> for Handled {
+    fn from(error: CallError) -> Self {
+        Handled::Failed(error)
+    }
+}
+
+/// The child's state: its instance, and the socket's writing half, shared with the
+/// instance's log sink and waker.
+struct Server {
+    writer: Arc<Mutex<UnixStream>>,
+    instance: Option<super::ConnectorInstance>,
+    batch: EventBatch,
+}
+
+impl Server {
+    fn send(&self, tag: u8, payload: &[u8]) -> std::io::Result<()> {
+        send(&self.writer, tag, payload)
+    }
+
+    fn instance(&mut self) -> Result<&mut super::ConnectorInstance, Handled> {
+        self.instance
+            .as_mut()
+            .ok_or_else(|| Handled::Garbage("a call before `create`".into()))
+    }
+
+    fn handle(&mut self, request: u8, payload: &[u8]) -> Result<Vec<u8>, Handled> {
+        let mut input = In(payload);
+        let mut out = Out::default();
+        match request {
+            tag::CREATE => {
+                let path = PathBuf::from(input.str()?);
+                let id = input.str()?.to_owned();
+                let config = input.str()?;
+                let sides = input.u8()?;
+                let wakes = input.u8()? != 0;
+                input.end()?;
+                let config: serde_json::Value = serde_json::from_str(config)
+                    .map_err(|e| Handled::Garbage(format!("the config is not JSON: {e}")))?;
+                let plugin = Plugin::load(&path).map_err(|error| CallError::Failed {
+                    connector: id.clone(),
+                    plugin: path.display().to_string(),
+                    method: "new",
+                    message: format!("the child cannot load the plugin: {error}"),
+                })?;
+                let writer = Arc::clone(&self.writer);
+                let mut options = InstanceOptions::new()
+                    .bound_as(Sides {
+                        source: sides & 1 != 0,
+                        sink: sides & 2 != 0,
+                    })
+                    .log_to(Arc::new(move |record: super::PluginLog<'_>| {
+                        let mut out = Out::default();
+                        let level = match record.level {
+                            weir_sdk::Level::Error => LogLevel::ERROR,
+                            weir_sdk::Level::Warn => LogLevel::WARN,
+                            weir_sdk::Level::Info => LogLevel::INFO,
+                            weir_sdk::Level::Debug => LogLevel::DEBUG,
+                            weir_sdk::Level::Trace => LogLevel::TRACE,
+                        };
+                        out.u8(u8::try_from(level.0).unwrap_or(u8::MAX))
+                            .str(record.target)
+                            .str(record.message);
+                        let _ = send(&writer, tag::LOG, &out.0);
+                    }));
+                if wakes {
+                    options = options.waker(std::task::Waker::from(Arc::new(ChildWaker(
+                        Arc::clone(&self.writer),
+                    ))));
+                }
+                let instance = plugin.instantiate_with(&id, &config, options)?;
+                self.instance = Some(instance);
+            }
+            tag::CONNECT => {
+                let attempt = input.u32()?;
+                input.end()?;
+                let connected = self.instance()?.connect(attempt)?;
+                out.u8(u8::from(connected));
+            }
+            tag::NOTIFY => {
+                let notice = notice_of(input.u8()?)?;
+                input.end()?;
+                self.instance()?.notify(notice)?;
+            }
+            tag::PULL => {
+                let max = input.u32()?;
+                input.end()?;
+                let mut batch = std::mem::take(&mut self.batch);
+                batch.clear();
+                let instance = self.instance()?;
+                let pulled = instance.pull(&mut batch, max);
+                let (quiet_for, wakes) = (instance.quiet_for(), instance.wakes_itself());
+                let status = match pulled {
+                    Ok(status) => status,
+                    Err(error) => {
+                        self.batch = batch;
+                        return Err(error.into());
+                    }
+                };
+                out.u8(match status {
+                    PullStatus::Ready => 0,
+                    PullStatus::Empty => 1,
+                    PullStatus::Finished => 2,
+                })
+                .u64(quiet_for.map_or(u64::MAX, |q| {
+                    u64::try_from(q.as_nanos()).unwrap_or(u64::MAX - 1)
+                }))
+                .u8(u8::from(wakes))
+                .len(batch.len());
+                for event in batch.iter() {
+                    out.u64(event.id.stream)
+                        .bytes(event.bytes)
+                        .bytes(event.meta);
+                }
+                out.len(batch.ended_streams().len());
+                for stream in batch.ended_streams() {
+                    out.u64(*stream);
+                }
+                self.batch = batch;
+            }
+            tag::FEEDBACK => {
+                let n = input.count(20)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let id = input.event_id()?;
+                    items.push(Feedback {
+                        id,
+                        kind: FeedbackKind(input.u32()?),
+                    });
+                }
+                input.end()?;
+                self.instance()?.feedback(&items)?;
+            }
+            tag::SINK_BATCH => {
+                let n = input.count(32)?;
+                let mut events = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let id = input.event_id()?;
+                    let ingest_ns = input.u64()?;
+                    let bytes = input.bytes()?;
+                    let meta = input.bytes()?;
+                    events.push(SinkEvent::new(bytes, id, ingest_ns, meta));
+                }
+                input.end()?;
+                let outcome = self.instance()?.sink_batch(&events)?;
+                out.len(outcome.processed());
+                for index in 0..outcome.processed() {
+                    out.u32(match outcome.reply(index) {
+                        weir_sdk::SinkReply::Auto => ReplyCode::AUTO.0,
+                        weir_sdk::SinkReply::Ack => ReplyCode::ACK.0,
+                        weir_sdk::SinkReply::Fail => ReplyCode::FAIL.0,
+                    });
+                }
+                out.u8(match outcome.circuit {
+                    None => 0,
+                    Some(Circuit::Closed) => 1,
+                    Some(Circuit::Open) => 2,
+                });
+                out.len(outcome.errors.len());
+                for error in &outcome.errors {
+                    out.str(error);
+                }
+            }
+            tag::CLOSE => {
+                input.end()?;
+                self.instance()?.close()?;
+            }
+            other => return Err(Handled::Garbage(format!("unknown request {other}"))),
+        }
+        Ok(out.0)
+    }
+}
+
+fn send(writer: &Mutex<UnixStream>, tag: u8, payload: &[u8]) -> std::io::Result<()> {
+    let mut socket = writer.lock().unwrap_or_else(|p| p.into_inner());
+    write_frame(&mut *socket, tag, payload)
+}
+
+/// What a connector's wakers wake in a child: a `WAKE` notice to the host.
+struct ChildWaker(Arc<Mutex<UnixStream>>);
+
+impl std::task::Wake for ChildWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let _ = send(&self.0, tag::WAKE, &[]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_lies_about_lengths_are_garbage() {
+        let mut out = Out::default();
+        out.u8(7).u32(1).u64(2).str("three").bytes(b"four");
+        let mut wire = Vec::new();
+        write_frame(&mut wire, tag::PULL, &out.0).unwrap();
+        let (tag, payload) = read_frame(&mut wire.as_slice()).unwrap().unwrap();
+        assert_eq!(tag, tag::PULL);
+        let mut input = In(&payload);
+        assert_eq!(input.u8().unwrap(), 7);
+        assert_eq!(input.u32().unwrap(), 1);
+        assert_eq!(input.u64().unwrap(), 2);
+        assert_eq!(input.str().unwrap(), "three");
+        assert_eq!(input.bytes().unwrap(), b"four");
+        input.end().unwrap();
+
+        // A length past the end, a count the frame cannot hold, trailing bytes.
+        let mut lie = Out::default();
+        lie.u32(1000).u8(1);
+        assert!(In(&lie.0).bytes().is_err());
+        assert!(In(&lie.0).count(16).is_err());
+        assert!(In(&[1, 2]).end().is_err());
+        // A frame longer than the limit is refused before anything is allocated for it.
+        let huge = (u32::MAX).to_le_bytes();
+        assert!(read_frame(&mut huge.as_slice()).is_err());
+        // A clean end between frames is the end, not an error.
+        assert!(read_frame(&mut [].as_slice()).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_pull_answer_that_lies_is_refused() {
+        let mut batch = EventBatch::new();
+        let mut next = 0;
+        let mut out = Out::default();
+        out.u8(0).u64(u64::MAX).u8(0).u32(3).u64(0).str("one");
+        let error = decode_pull(&out.0, &mut batch, &mut next).err().unwrap();
+        assert!(error.contains("claims 3 items"), "{error}");
+        let mut out = Out::default();
+        out.u8(9).u64(u64::MAX).u8(0).u32(0).u32(0);
+        let error = decode_pull(&out.0, &mut batch, &mut next).err().unwrap();
+        assert!(error.contains("unknown pull status 9"), "{error}");
+    }
+
+    #[test]
+    fn a_sink_answer_with_more_replies_than_events_is_refused() {
+        let mut codes = Vec::new();
+        let mut out = Out::default();
+        out.u32(2).u32(1).u32(1).u8(0).u32(0);
+        let error = decode_sink_batch(&out.0, 1, &mut codes).err().unwrap();
+        assert!(error.contains("2 replies to a batch of 1"), "{error}");
+        assert!(decode_sink_batch(&out.0, 2, &mut codes).is_ok());
+        assert_eq!(codes, [ReplyCode::ACK, ReplyCode::ACK]);
+    }
+}
