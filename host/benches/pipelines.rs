@@ -8,6 +8,8 @@
 //!   Built with `--features builtins`, the same pipelines again with both connectors as
 //!   built-ins (`binary/bi`, `json/bi`: a `weir` that finds no plugin file), alternating with
 //!   the plugin runs, and the plugin / built-in throughput ratios.
+//! - `binary/iso`, `json/iso`: the same pipelines with both connectors out of process
+//!   (`--isolation process`), and the isolated / in-process throughput ratios.
 //! - `json@100k`: the same at a fixed 100,000 events/s, where latency percentiles mean
 //!   something.
 //! - `idle`: 1,000 idle `metronome` sources (one event an hour) into one blackhole: the CPU
@@ -55,13 +57,16 @@ enum Host {
     /// A copy of `weir` (built with the `builtins` feature) alone in a directory of its
     /// own, so that no plugin file is found: every connector is a built-in.
     Builtins { weir: PathBuf },
+    /// As `Plugins`, with every connector in a child process of its own
+    /// (`--isolation process`).
+    Isolated { weir: PathBuf, dir: PathBuf },
 }
 
 impl Host {
     /// `weir run PIPELINE` on this host, logging warnings only.
     fn command(&self, pipeline: &Path) -> Command {
         let mut command = match self {
-            Self::Plugins { weir, dir } => {
+            Self::Plugins { weir, dir } | Self::Isolated { weir, dir } => {
                 let mut command = Command::new(weir);
                 command.arg("--no-builtins").arg("--plugin-dir").arg(dir);
                 command
@@ -74,6 +79,9 @@ impl Host {
             .arg("--no-admin-socket")
             .env_remove("WEIR_PLUGIN_PATH")
             .env("RUST_LOG", "warn");
+        if let Self::Isolated { .. } = self {
+            command.args(["--isolation", "process"]);
+        }
         command
     }
 }
@@ -201,6 +209,8 @@ struct Settings {
     plugins: Host,
     /// `weir` with built-ins only, when it was built with them (`--features builtins`).
     builtins: Option<Host>,
+    /// `weir` with the plugin files, each connector out of process.
+    isolated: Host,
 }
 
 impl Settings {
@@ -268,6 +278,10 @@ impl Settings {
             idle_sources: if quick { 20 } else { 1000 },
             memory_sources: if quick { 20 } else { 1000 },
             echo_requests: if quick { 50 } else { 2000 },
+            isolated: Host::Isolated {
+                weir: weir.clone(),
+                dir: plugins.clone(),
+            },
             plugins: Host::Plugins { weir, dir: plugins },
             builtins,
         }
@@ -466,12 +480,14 @@ fn main() {
     let plugins = &settings.plugins;
     let mut cases = vec![("binary", plugins, binary.clone())];
     if let Some(builtins) = &settings.builtins {
-        cases.push(("binary/bi", builtins, binary));
+        cases.push(("binary/bi", builtins, binary.clone()));
     }
+    cases.push(("binary/iso", &settings.isolated, binary));
     cases.push(("json", plugins, json.clone()));
     if let Some(builtins) = &settings.builtins {
-        cases.push(("json/bi", builtins, json));
+        cases.push(("json/bi", builtins, json.clone()));
     }
+    cases.push(("json/iso", &settings.isolated, json));
     cases.push((
         "json@100k",
         plugins,
@@ -562,6 +578,12 @@ fn main() {
             );
         }
     }
+    let _ = writeln!(
+        table,
+        "isolated / in process (events/s): binary {:.3}, json {:.3}",
+        throughput("binary/iso").unwrap_or(0.0) / throughput("binary").unwrap_or(f64::NAN),
+        throughput("json/iso").unwrap_or(0.0) / throughput("json").unwrap_or(f64::NAN),
+    );
     let e = |i: usize| median(echoes.iter().map(|r| r[i]).collect());
     let _ = writeln!(
         table,

@@ -1,7 +1,7 @@
 //! Connectors out of process (`isolation = "process"`): the connector runs in a child
 //! process, `weir` itself in its hidden plugin-host mode, which loads the plugin file with
 //! the same validating loader and runs the instance there. The host's
-//! [`ConnectorInstance`](super::ConnectorInstance) talks to the child over a socket pair
+//! [`ConnectorInstance`](super::ConnectorInstance) talks to the child over sockets
 //! instead of calling the vtable, with the same semantics, so that the runtime (its
 //! supervisor, its deadlines) treats an isolated connector like any other.
 //!
@@ -10,12 +10,13 @@
 //! the instance: the supervisor restarts it (a new child) as it restarts one that panicked,
 //! up to `max_restarts`.
 //!
-//! The wire: frames `[u32 length][u8 tag][payload]`, little-endian. The host sends one
-//! request and waits for its answer; between the two the child may send notices (a log
-//! record, a wake, a shutdown request), which a reader thread of the host handles at once,
-//! so a source in a child wakes its host like one in process. Nothing the child sends is
-//! trusted: a frame that does not decode, is longer than [`MAX_FRAME`], or answers what was
-//! not asked ends the child as a crash.
+//! The wire: frames `[u32 length][u8 tag][payload]`, little-endian, over two socket pairs.
+//! On the calls socket the connector's thread sends one request and reads its answer
+//! itself, within the call deadline (no hand-off to another thread on the way). On the
+//! notices socket the child sends, at any time, a log record, a wake or a shutdown request,
+//! which a reader thread of the host handles at once, so a source in a child wakes its host
+//! like one in process. Nothing the child sends is trusted: a frame that does not decode,
+//! is longer than [`MAX_FRAME`], or answers what was not asked ends the child as a crash.
 
 use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader, Read, Write};
@@ -25,7 +26,7 @@ use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use weir_sdk::abi::{EventId, Feedback, FeedbackKind, LogLevel, ReplyCode};
@@ -39,8 +40,11 @@ use crate::field_path::FieldPath;
 /// The argument that puts `weir` into its plugin-host mode (see [`serve_child`]).
 pub const CHILD_ARG: &str = "__plugin-host";
 
-/// The child's end of the socket pair, as the child sees it.
-const CHILD_FD: RawFd = 3;
+/// The child's end of the calls socket (requests in, answers out), as the child sees it.
+const CALLS_FD: RawFd = 3;
+
+/// The child's end of the notices socket (log records, wakes, shutdown requests out).
+const NOTICES_FD: RawFd = 4;
 
 /// The longest frame either side accepts: a batch larger than this is a broken child.
 pub(crate) const MAX_FRAME: usize = 256 << 20;
@@ -362,26 +366,14 @@ impl Tail {
     }
 }
 
-/// What the host's reader thread hands the calling thread.
-enum Answer {
-    /// `OK` or `ERR`, with the payload.
-    Frame(u8, Vec<u8>),
-    /// The child's socket ended or sent garbage.
-    Gone(Gone),
-}
-
-/// Why a child's socket was given up on.
-struct Gone {
-    why: String,
-    /// It sent something that does not decode (rather than ending).
-    garbage: bool,
-}
-
-/// The host's side of one child: the process, its socket, and what its threads collect.
+/// The host's side of one child: the process, its calls socket (read by the calling
+/// thread itself: an answer costs no hand-off between threads), and what the threads
+/// reading its notices and its standard error collect.
 pub(crate) struct Child {
     process: std::process::Child,
-    socket: UnixStream,
-    answers: mpsc::Receiver<Answer>,
+    calls: UnixStream,
+    /// Why the notices reader gave up on the child, if it sent garbage there.
+    notices_garbage: Arc<Mutex<Option<String>>>,
     stderr: Arc<Mutex<Tail>>,
     call_timeout: Duration,
     /// Set once the child crashed: why (every later call fails with it).
@@ -412,28 +404,43 @@ impl Child {
         host: &Arc<HostContext>,
     ) -> Result<Child, Reply> {
         let crashed = |why: String| Reply::Crashed(Crash(why));
-        let (ours, theirs) = UnixStream::pair().map_err(|e| crashed(format!("socketpair: {e}")))?;
+        let pair = || UnixStream::pair().map_err(|e| crashed(format!("socketpair: {e}")));
+        let (calls, child_calls) = pair()?;
+        let (notices, child_notices) = pair()?;
         let mut command = Command::new(&isolation.program);
         command
             .arg(CHILD_ARG)
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
-        let fd = theirs.as_raw_fd();
+        let fds = [
+            (child_calls.as_raw_fd(), CALLS_FD),
+            (child_notices.as_raw_fd(), NOTICES_FD),
+        ];
         // SAFETY: the closure runs in the child between fork and exec and calls only
-        // async-signal-safe functions (`dup2`, `fcntl`, `prctl`) on descriptors it owns:
-        // it puts the child's end of the socket pair at `CHILD_FD`, without
-        // close-on-exec, and has the child killed if this process dies.
+        // async-signal-safe functions (`fcntl`, `dup2`, `close`, `prctl`) on descriptors it
+        // owns: it puts the child's ends of the socket pairs at `CALLS_FD` and
+        // `NOTICES_FD`, without close-on-exec, and has the child killed if this process
+        // dies.
         unsafe {
             command.pre_exec(move || {
-                if fd == CHILD_FD {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                        return Err(std::io::Error::last_os_error());
+                let os = std::io::Error::last_os_error;
+                // Copies above both targets first, so that one `dup2` cannot overwrite the
+                // other's source.
+                let mut high = [0; 2];
+                for (copy, (fd, _)) in high.iter_mut().zip(fds) {
+                    *copy = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+                    if *copy == -1 {
+                        return Err(os());
                     }
-                } else if libc::dup2(fd, CHILD_FD) == -1 {
-                    return Err(std::io::Error::last_os_error());
+                }
+                for (copy, (_, target)) in high.into_iter().zip(fds) {
+                    // `dup2` clears close-on-exec on the new descriptor.
+                    if libc::dup2(copy, target) == -1 || libc::close(copy) == -1 {
+                        return Err(os());
+                    }
                 }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                    return Err(std::io::Error::last_os_error());
+                    return Err(os());
                 }
                 Ok(())
             })
@@ -444,7 +451,7 @@ impl Child {
                 isolation.program.display()
             ))
         })?;
-        drop(theirs);
+        drop((child_calls, child_notices));
         let stderr = Arc::new(Mutex::new(Tail::default()));
         if let Some(pipe) = process.stderr.take() {
             let tail = Arc::clone(&stderr);
@@ -459,16 +466,18 @@ impl Child {
                 }
             });
         }
-        let (answer, answers) = mpsc::channel();
-        let reading = ours
+        let notices_garbage = Arc::new(Mutex::new(None));
+        let ending = calls
             .try_clone()
             .map_err(|e| crashed(format!("socket: {e}")))?;
-        let context = Arc::clone(host);
-        spawn_thread("weir-child", move || read_child(reading, &context, &answer));
+        let (context, garbage) = (Arc::clone(host), Arc::clone(&notices_garbage));
+        spawn_thread("weir-child", move || {
+            read_notices(notices, &context, &ending, &garbage);
+        });
         let mut child = Child {
             process,
-            socket: ours,
-            answers,
+            calls,
+            notices_garbage,
             stderr,
             call_timeout: isolation.call_timeout,
             crashed: None,
@@ -496,45 +505,59 @@ impl Child {
         if let Some(why) = &self.crashed {
             return Err(Reply::Crashed(Crash(why.clone())));
         }
-        if let Err(error) = write_frame(&mut self.socket, request, payload) {
+        if let Err(error) = write_frame(&mut self.calls, request, payload) {
             return Err(Reply::Crashed(
                 self.crash(format!("cannot send `{method}`: {error}")),
             ));
         }
-        match self.answers.recv_timeout(self.call_timeout) {
-            Ok(Answer::Frame(tag::OK, payload)) => Ok(payload),
-            Ok(Answer::Frame(_, payload)) => {
+        let mut answer = Deadline {
+            stream: &self.calls,
+            deadline: Instant::now() + self.call_timeout,
+        };
+        let read = read_frame(&mut answer);
+        let why = match read {
+            Ok(Some((tag::OK, payload))) => return Ok(payload),
+            Ok(Some((tag::ERR, payload))) => {
                 let mut input = In(&payload);
                 match get_error(&mut input, &host.connector_id, &host.plugin, method)
                     .and_then(|error| input.end().map(|()| error))
                 {
-                    Ok(error) => Err(Reply::Failed(error)),
-                    Err(Garbage(why)) => {
-                        let _ = self.process.kill();
-                        Err(Reply::Crashed(
-                            self.crash(format!("sent garbage answering `{method}`: {why}")),
-                        ))
-                    }
+                    Ok(error) => return Err(Reply::Failed(error)),
+                    Err(Garbage(why)) => Err(format!("sent garbage answering `{method}`: {why}")),
                 }
             }
-            Ok(Answer::Gone(Gone { why, garbage })) => {
-                // A child that sent garbage is not trusted to end by itself.
-                if garbage {
-                    let _ = self.process.kill();
-                }
-                Err(Reply::Crashed(self.crash(why)))
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = self.process.kill();
-                Err(Reply::Crashed(self.crash(format!(
+            Ok(Some((other, _))) => Err(format!(
+                "answered `{method}` with a frame of the unknown tag {other}"
+            )),
+            // Shut down by the notices reader for garbage, or the child ended.
+            Ok(None) => self
+                .notices_garbage
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .map_or_else(|| Ok("its socket closed".to_owned()), Err),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err(format!(
                     "did not answer `{method}` within {:?}: killed",
                     self.call_timeout
-                ))))
+                ))
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(Reply::Crashed(self.crash("its socket closed".to_owned())))
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                Err(format!("sent garbage answering `{method}`: {error}"))
             }
-        }
+            Err(error) => Ok(format!("its socket failed: {error}")),
+        };
+        // `Err`: the child is alive but not to be trusted to end by itself.
+        let why = why.unwrap_or_else(|why| {
+            let _ = self.process.kill();
+            why
+        });
+        Err(Reply::Crashed(self.crash(why)))
     }
 
     /// Records the crash: waits for the child to end (killing it if it has not), and says
@@ -586,7 +609,7 @@ impl Child {
 impl Drop for Child {
     fn drop(&mut self) {
         // Closing the socket tells the child to end; `reap` kills it if it does not.
-        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        let _ = self.calls.shutdown(std::net::Shutdown::Both);
         if self.crashed.is_none() {
             self.reap();
         }
@@ -626,32 +649,45 @@ fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) {
     }
 }
 
-/// The host's reader of one child's socket: answers go to the calling thread, notices are
-/// handled here.
-fn read_child(mut socket: UnixStream, host: &HostContext, answer: &mpsc::Sender<Answer>) {
-    let gone = loop {
-        let (tag, payload) = match read_frame(&mut socket) {
+/// Reads from a stream with a deadline for the whole of what is read (not each `read`):
+/// a child that dribbles its answer a byte at a time is as late as one that sends none.
+struct Deadline<'a> {
+    stream: &'a UnixStream,
+    deadline: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut stream = self.stream;
+        stream.read(buf)
+    }
+}
+
+/// The host's reader of one child's notices (log records, wakes, shutdown requests), which
+/// come at any time. Garbage there ends the child: `calls` is shut down, so the call in
+/// progress or the next one finds it, with the reason in `garbage`.
+fn read_notices(
+    mut notices: UnixStream,
+    host: &HostContext,
+    calls: &UnixStream,
+    garbage: &Mutex<Option<String>>,
+) {
+    let why = loop {
+        let (tag, payload) = match read_frame(&mut notices) {
             Ok(Some(frame)) => frame,
-            Ok(None) => {
-                break Gone {
-                    why: "its socket closed".to_owned(),
-                    garbage: false,
-                };
+            // The child ended: its calls socket says so to the caller.
+            Ok(None) => return,
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                break format!("sent garbage as a notice: {error}");
             }
-            Err(error) => {
-                break Gone {
-                    garbage: error.kind() == std::io::ErrorKind::InvalidData,
-                    why: format!("its socket failed: {error}"),
-                };
-            }
+            Err(_) => return,
         };
-        let garbage = |why: String| Gone { why, garbage: true };
         match tag {
-            tag::OK | tag::ERR => {
-                if answer.send(Answer::Frame(tag, payload)).is_err() {
-                    return;
-                }
-            }
             tag::LOG => {
                 let mut input = In(&payload);
                 let record = (|| {
@@ -663,9 +699,7 @@ fn read_child(mut socket: UnixStream, host: &HostContext, answer: &mpsc::Sender<
                 })();
                 match record {
                     Ok((level, target, message)) => emit_log(Some(host), level, target, message),
-                    Err(Garbage(why)) => {
-                        break garbage(format!("sent a garbled log record: {why}"));
-                    }
+                    Err(Garbage(why)) => break format!("sent a garbled log record: {why}"),
                 }
             }
             tag::WAKE => {
@@ -677,10 +711,11 @@ fn read_child(mut socket: UnixStream, host: &HostContext, answer: &mpsc::Sender<
                 tracing::info!(connector = %host.connector_id, plugin = %host.plugin, "connector requested shutdown");
                 host.shutdown_requested.store(true, Ordering::Release);
             }
-            other => break garbage(format!("sent a frame with the unknown tag {other}")),
+            other => break format!("sent a notice with the unknown tag {other}"),
         }
     };
-    let _ = answer.send(Answer::Gone(gone));
+    *garbage.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    let _ = calls.shutdown(std::net::Shutdown::Both);
 }
 
 /// A request's answer, decoded.
@@ -828,25 +863,39 @@ pub(crate) fn decode_sink_batch(
     decoded.map_err(|g| g.0)
 }
 
-/// The plugin-host mode: serves the one connector instance the parent asks for over
-/// the socket at descriptor 3, until the parent closes it. `weir` runs this when started
-/// with [`CHILD_ARG`]; it returns the process's exit status.
+/// The plugin-host mode: serves the one connector instance the parent asks for over the
+/// sockets at descriptors 3 (calls) and 4 (notices), until the parent closes them. `weir`
+/// runs this when started with [`CHILD_ARG`]; it returns the process's exit status.
 pub fn serve_child() -> i32 {
-    // SAFETY: in this mode the parent started this process with its end of a socket pair at
-    // `CHILD_FD` (see `Child::spawn`), and nothing else in the process owns that descriptor.
-    let socket = unsafe { UnixStream::from_raw_fd(CHILD_FD) };
-    let writer = match socket.try_clone() {
-        Ok(writer) => Arc::new(Mutex::new(writer)),
+    // SAFETY: in this mode the parent started this process with its ends of two socket
+    // pairs at `CALLS_FD` and `NOTICES_FD` (see `Child::spawn`), and nothing else in the
+    // process owns those descriptors. Each is taken once, here.
+    let (calls, notices) = unsafe {
+        (
+            UnixStream::from_raw_fd(CALLS_FD),
+            UnixStream::from_raw_fd(NOTICES_FD),
+        )
+    };
+    // Whether they are sockets at all (a user who ran `weir __plugin-host` by hand).
+    if let Err(error) = calls.peer_addr().and(notices.peer_addr()) {
+        eprintln!(
+            "weir {CHILD_ARG}: no sockets at descriptors {CALLS_FD} and {NOTICES_FD} (this mode is for weir itself): {error}"
+        );
+        return 2;
+    }
+    let mut answers = match calls.try_clone() {
+        Ok(answers) => answers,
         Err(error) => {
-            eprintln!("weir {CHILD_ARG}: no socket at descriptor {CHILD_FD}: {error}");
+            eprintln!("weir {CHILD_ARG}: {error}");
             return 2;
         }
     };
-    let mut reader = BufReader::new(socket);
+    let mut reader = BufReader::new(calls);
     let mut server = Server {
-        writer,
+        writer: Arc::new(Mutex::new(notices)),
         instance: None,
         batch: EventBatch::new(),
+        shutdown_told: false,
     };
     loop {
         let (tag, payload) = match read_frame(&mut reader) {
@@ -871,8 +920,22 @@ pub fn serve_child() -> i32 {
                 return 2;
             }
         };
-        if server.send(tag, &payload).is_err() {
+        if write_frame(&mut answers, tag, &payload).is_err() {
             return 0;
+        }
+        // The connector asked for the run to end during the call: the host hears it after
+        // the answer (a request from the plugin's own thread, outside calls, waits for the
+        // next call).
+        if !server.shutdown_told
+            && server
+                .instance
+                .as_ref()
+                .is_some_and(super::ConnectorInstance::shutdown_requested)
+        {
+            server.shutdown_told = true;
+            if server.send(tag::SHUTDOWN, &[]).is_err() {
+                return 0;
+            }
         }
     }
 }
@@ -895,12 +958,14 @@ impl From<CallError> for Handled {
     }
 }
 
-/// The child's state: its instance, and the socket's writing half, shared with the
+/// The child's state: its instance, and the notices socket, shared with the
 /// instance's log sink and waker.
 struct Server {
     writer: Arc<Mutex<UnixStream>>,
     instance: Option<super::ConnectorInstance>,
     batch: EventBatch,
+    /// The host was told that the connector requested shutdown.
+    shutdown_told: bool,
 }
 
 impl Server {
