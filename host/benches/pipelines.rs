@@ -20,6 +20,10 @@
 //! - `metronome jitter`: a `metronome` ticking every millisecond into a `file` sink for
 //!   `--secs`: how far each tick's interval (from the times in its events) is from 1 ms,
 //!   p50, p99 and the largest.
+//! - `restart`: an isolated source (`crashy`, a test fixture) that segfaults in its first
+//!   pull, 100 times: the median time from one crash to the next is a restart (the child
+//!   started, the plugin loaded, created, connected, started and pulled), with a 1 ms
+//!   restart backoff.
 //! - `tcp echo`: a `tcp` server bound to itself, one request line at a time from a client
 //!   with `TCP_NODELAY`, back to back and one every 2 ms: round-trip p50 and p99.
 //!
@@ -205,6 +209,8 @@ struct Settings {
     idle_sources: usize,
     memory_sources: usize,
     echo_requests: usize,
+    /// Crashes of the `restart` case.
+    crashes: u32,
     /// `weir` with the plugin files.
     plugins: Host,
     /// `weir` with built-ins only, when it was built with them (`--features builtins`).
@@ -278,6 +284,7 @@ impl Settings {
             idle_sources: if quick { 20 } else { 1000 },
             memory_sources: if quick { 20 } else { 1000 },
             echo_requests: if quick { 50 } else { 2000 },
+            crashes: if quick { 5 } else { 100 },
             isolated: Host::Isolated {
                 weir: weir.clone(),
                 dir: plugins.clone(),
@@ -460,6 +467,53 @@ fn metronome_jitter(host: &Host, dir: &Path, secs: u64) -> [f64; 3] {
     [at(0.5), at(0.99), at(1.0)]
 }
 
+/// An isolated source that crashes in its first pull, restarted `crashes` times with a 1 ms
+/// backoff: the median time from one crash to the next, in ms.
+fn restart(settings: &Settings, dir: &Path, crashes: u32) -> f64 {
+    let file = dir.join("restart.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[connector]]\nid = \"crashy\"\nplugin = \"crashy\"\ncodec = \"string\"\n\
+             isolation = \"process\"\nmax_restarts = {crashes}\n\
+             reconnect = {{ initial_ms = 1, max_ms = 1 }}\n\
+             config = {{ crash = \"segfault\", after = 0 }}\n\
+             [[connector]]\nid = \"hole\"\nplugin = \"blackhole\"\n\
+             [[binding]]\nfrom = \"crashy\"\nto = [\"hole\"]\n"
+        ),
+    )
+    .unwrap();
+    let fixture = weir_tests::fixture_plugin("crashy");
+    let output = settings
+        .plugins
+        .command(&file)
+        .arg("--plugin-dir")
+        .arg(fixture.parent().unwrap())
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("running weir");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // `2026-12-01T17:17:14.150419Z ERROR ... connector failed ...`: seconds of the day.
+    let times: Vec<f64> = stderr
+        .lines()
+        .filter(|line| line.contains("connector failed"))
+        .filter_map(|line| {
+            let time = line.split_whitespace().next()?.split('T').nth(1)?;
+            let mut parts = time.trim_end_matches('Z').split(':');
+            let hours: f64 = parts.next()?.parse().ok()?;
+            let minutes: f64 = parts.next()?.parse().ok()?;
+            let seconds: f64 = parts.next()?.parse().ok()?;
+            Some(hours * 3600.0 + minutes * 60.0 + seconds)
+        })
+        .collect();
+    assert_eq!(
+        times.len() as u32,
+        crashes + 1,
+        "every crash restarted, then given up on: {stderr}"
+    );
+    median(times.windows(2).map(|w| (w[1] - w[0]) * 1e3).collect())
+}
+
 /// A child process killed (and reaped) when dropped, unless it exited.
 struct KillOnDrop(std::process::Child);
 
@@ -498,6 +552,7 @@ fn main() {
     let mut memory = Vec::new();
     let mut echoes: Vec<[f64; 4]> = Vec::new();
     let mut jitters: Vec<[f64; 3]> = Vec::new();
+    let mut restarts = Vec::new();
     let idle_for = Duration::from_secs(settings.secs.max(1));
     let idle_file = idle(&dir, settings.idle_sources, true);
     let memory_file = idle(&dir, settings.memory_sources, false);
@@ -523,6 +578,7 @@ fn main() {
         );
         echoes.push([back_to_back[0], back_to_back[1], spaced[0], spaced[1]]);
         jitters.push(metronome_jitter(plugins, &dir, settings.secs));
+        restarts.push(restart(&settings, &dir, settings.crashes));
     }
     let mut table = String::new();
     let _ = writeln!(
@@ -592,6 +648,12 @@ fn main() {
         e(1),
         e(2),
         e(3),
+    );
+    let _ = writeln!(
+        table,
+        "restart of an isolated source after a crash: {:.1} ms (median over {} crashes)",
+        median(restarts),
+        settings.crashes,
     );
     let j = |i: usize| median(jitters.iter().map(|r| r[i]).collect());
     let _ = writeln!(

@@ -347,3 +347,60 @@ fn a_child_that_sends_garbage_is_a_crash_with_what_it_sent() {
     let text = isolated_counter(&quitter).unwrap_err().to_string();
     assert!(text.contains("exited with status 7"), "{text}");
 }
+
+#[test]
+fn an_isolated_connector_past_its_memory_limit_crashes_and_restarts() {
+    let dir = temp_dir("crash-memory-limit");
+    let pipeline = write_pipeline(
+        &dir,
+        "[[connector]]\nid = \"crashy\"\nplugin = \"crashy\"\ncodec = \"string\"\n\
+         isolation = \"process\"\nmemory_limit_mb = 256\nmax_restarts = 1\n\
+         reconnect = { initial_ms = 10, max_ms = 20 }\n\
+         config = { crash = \"allocate\", after = 5 }\n\
+         [[connector]]\nid = \"hole\"\nplugin = \"blackhole\"\n\
+         [[binding]]\nfrom = \"crashy\"\nto = [\"hole\"]\n",
+    );
+    let (status, _, stderr) = Running::start(&pipeline, &[]).finish();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    // Within the limit it ran (5 events each time); the gigabyte failed, and the plugin
+    // aborted, in its child.
+    assert!(
+        stderr.contains("memory allocation of 1073741824 bytes failed")
+            && stderr.contains("killed by signal 6 (SIGABRT)"),
+        "{stderr}"
+    );
+    assert_eq!(final_metric(&stderr, "crashy", "restarts"), 1, "{stderr}");
+    assert_eq!(final_metric(&stderr, "hole", "in"), 10, "{stderr}");
+}
+
+#[test]
+fn an_isolated_connectors_child_cannot_gain_privileges() {
+    let dir = temp_dir("crash-no-new-privs");
+    let pipeline = write_pipeline(
+        &dir,
+        "[[connector]]\nid = \"tick\"\nplugin = \"metronome\"\nisolation = \"process\"\n\
+         config = { interval_ms = 10 }\n\
+         [[connector]]\nid = \"hole\"\nplugin = \"blackhole\"\n\
+         [[binding]]\nfrom = \"tick\"\nto = [\"hole\"]\n",
+    );
+    let running = Running::start(&pipeline, &[]);
+    running.wait_until("the pipeline to run", |log| log.contains(RUNNING));
+    // The children of this weir: processes whose parent it is (field 4 of /proc/PID/stat,
+    // after the command name in parentheses).
+    let parent = running.pid().to_string();
+    let children: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let pid = entry.ok()?.file_name().into_string().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let after_name = &stat[stat.rfind(')')? + 1..];
+            (after_name.split_whitespace().nth(1)? == parent).then_some(pid)
+        })
+        .collect();
+    assert_eq!(children.len(), 1, "one child, for `tick`: {children:?}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", children[0])).unwrap();
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    running.signal(libc::SIGINT);
+    let (exit, _, stderr) = running.finish();
+    assert_eq!(exit.code(), Some(0), "{stderr}");
+}

@@ -11,6 +11,7 @@
 //! isolation = "process"         # in a child process of its own ("none": in weir's;
 //!                               # default: as `weir run --isolation` says)
 //! call_timeout_ms = 10000       # out of process: a call unanswered this long is a crash
+//! memory_limit_mb = 512         # out of process: the child's address space (default: none)
 //! [connector.config]            # handed to the plugin's typed config
 //! source = "data/events.jsonl"
 //!
@@ -140,6 +141,9 @@ pub struct ConnectorSpec {
     /// Out of process: the longest a call may go unanswered before the child is killed as
     /// hung (and restarted).
     pub call_timeout: Duration,
+    /// Out of process: the most address space the child may map, in bytes
+    /// (`memory_limit_mb`); none by default.
+    pub memory_limit: Option<u64>,
     /// Where things are, for errors found later (the plugin's own config errors).
     locations: ConnectorLocations,
 }
@@ -158,6 +162,7 @@ impl ConnectorSpec {
             && self.reconnect == other.reconnect
             && self.isolation == other.isolation
             && self.call_timeout == other.call_timeout
+            && self.memory_limit == other.memory_limit
     }
 }
 

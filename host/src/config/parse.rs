@@ -21,7 +21,7 @@ use crate::runtime::{Backoff, Port};
 use crate::suggest::did_you_mean;
 
 /// The keys of a `[[connector]]` table.
-const CONNECTOR_KEYS: [&str; 10] = [
+const CONNECTOR_KEYS: [&str; 11] = [
     "id",
     "plugin",
     "codec",
@@ -31,6 +31,7 @@ const CONNECTOR_KEYS: [&str; 10] = [
     "max_restarts",
     "isolation",
     "call_timeout_ms",
+    "memory_limit_mb",
     "reconnect",
 ];
 
@@ -216,6 +217,7 @@ impl Cx<'_> {
         let mut reconnect = Backoff::default();
         let mut isolation = IsolationMode::Default;
         let mut call_timeout = DEFAULT_CALL_TIMEOUT;
+        let mut memory_limit = None;
         for (key, value) in table {
             let name = key.get_ref().as_ref();
             match name {
@@ -284,6 +286,12 @@ impl Cx<'_> {
                         }
                     }
                 }
+                "memory_limit_mb" => {
+                    // At least what `weir` and a plugin need to start.
+                    if let Some(mb) = self.integer(value, &path("memory_limit_mb"), 64, 1 << 30) {
+                        memory_limit = Some((mb as u64) << 20);
+                    }
+                }
                 "call_timeout_ms" => {
                     if let Some(ms) =
                         self.integer(value, &path("call_timeout_ms"), 1, 24 * 3600 * 1000)
@@ -333,6 +341,7 @@ impl Cx<'_> {
             reconnect,
             isolation,
             call_timeout,
+            memory_limit,
             locations: ConnectorLocations {
                 index,
                 table: span,

@@ -64,15 +64,28 @@ pub struct Isolation {
     pub program: PathBuf,
     /// The longest a call may go unanswered before the child is killed as hung.
     pub call_timeout: Duration,
+    /// The most address space the child may map (`RLIMIT_AS`), in bytes: past it, its
+    /// allocations fail (a Rust plugin then aborts: a crash, restarted). None by default.
+    pub memory_limit: Option<u64>,
 }
 
 impl Isolation {
-    /// Children started from `program`, each call answered within `call_timeout`.
+    /// Children started from `program`, each call answered within `call_timeout`, with no
+    /// memory limit.
     pub fn new(program: impl Into<PathBuf>, call_timeout: Duration) -> Self {
         Self {
             program: program.into(),
             call_timeout,
+            memory_limit: None,
         }
+    }
+
+    /// Limits each child's address space to `bytes` (see
+    /// [`memory_limit`](Self::memory_limit)).
+    #[must_use]
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
     }
 }
 
@@ -355,16 +368,24 @@ fn get_error(
 
 /// The last lines a child wrote to its standard error.
 #[derive(Debug, Default)]
-struct Tail(VecDeque<String>);
+struct Tail {
+    lines: VecDeque<String>,
+    /// The pipe ended: every line the child wrote is in.
+    ended: bool,
+}
 
 impl Tail {
     fn push(&mut self, line: String) {
-        if self.0.len() == STDERR_LINES {
-            self.0.pop_front();
+        if self.lines.len() == STDERR_LINES {
+            self.lines.pop_front();
         }
-        self.0.push_back(line);
+        self.lines.push_back(line);
     }
 }
+
+/// How long a crash report waits for the last lines of a child that ended (its standard
+/// error ends with it, unless something it started still holds the pipe).
+const STDERR_GRACE: Duration = Duration::from_millis(200);
 
 /// The host's side of one child: the process, its calls socket (read by the calling
 /// thread itself: an answer costs no hand-off between threads), and what the threads
@@ -416,11 +437,13 @@ impl Child {
             (child_calls.as_raw_fd(), CALLS_FD),
             (child_notices.as_raw_fd(), NOTICES_FD),
         ];
+        let memory_limit = isolation.memory_limit;
         // SAFETY: the closure runs in the child between fork and exec and calls only
-        // async-signal-safe functions (`fcntl`, `dup2`, `close`, `prctl`) on descriptors it
-        // owns: it puts the child's ends of the socket pairs at `CALLS_FD` and
-        // `NOTICES_FD`, without close-on-exec, and has the child killed if this process
-        // dies.
+        // async-signal-safe functions (`fcntl`, `dup2`, `close`, `prctl`, `setrlimit`) on
+        // descriptors and limits it owns: it puts the child's ends of the socket pairs at
+        // `CALLS_FD` and `NOTICES_FD`, without close-on-exec, has the child killed if this
+        // process dies, keeps it (and whatever it executes) from gaining privileges, and
+        // sets its memory limit.
         unsafe {
             command.pre_exec(move || {
                 let os = std::io::Error::last_os_error;
@@ -441,6 +464,20 @@ impl Child {
                 }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
                     return Err(os());
+                }
+                // No setuid or file-capability gains through `exec` for the plugin: it runs
+                // with at most this process's privileges.
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 {
+                    return Err(os());
+                }
+                if let Some(bytes) = memory_limit {
+                    let limit = libc::rlimit {
+                        rlim_cur: bytes,
+                        rlim_max: bytes,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_AS, &limit) == -1 {
+                        return Err(os());
+                    }
                 }
                 Ok(())
             })
@@ -464,6 +501,7 @@ impl Child {
                     tracing::warn!(connector = %connector, pid, "child: {line}");
                     tail.lock().unwrap_or_else(|p| p.into_inner()).push(line);
                 }
+                tail.lock().unwrap_or_else(|p| p.into_inner()).ended = true;
             });
         }
         let notices_garbage = Arc::new(Mutex::new(None));
@@ -569,10 +607,16 @@ impl Child {
             None => format!("{why}; the child did not end even when killed"),
         };
         // Its last lines may still be on their way through the pipe.
-        std::thread::sleep(Duration::from_millis(20));
+        let deadline = Instant::now() + STDERR_GRACE;
+        while status.is_some()
+            && !self.stderr.lock().unwrap_or_else(|p| p.into_inner()).ended
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
-        if !tail.0.is_empty() {
-            let lines: Vec<&str> = tail.0.iter().map(String::as_str).collect();
+        if !tail.lines.is_empty() {
+            let lines: Vec<&str> = tail.lines.iter().map(String::as_str).collect();
             reason.push_str(&format!("; its last words: {}", lines.join(" | ")));
         }
         self.crashed = Some(reason.clone());

@@ -93,7 +93,7 @@ pub(crate) enum Msg {
     SinkGone(usize),
     Control(Control),
     /// Run another plugin from now on (see [`super::upgrade`]).
-    Upgrade(UpgradeRequest),
+    Upgrade(Box<UpgradeRequest>),
     /// The pipeline changed (see [`super::apply`]): new routes, and the inboxes of
     /// connectors that joined.
     Rewire(Rewire),
@@ -210,7 +210,11 @@ impl Shared {
                     .to_owned(),
             });
         };
-        Ok(options.isolate(Isolation::new(program, self.spec.call_timeout)))
+        let mut isolation = Isolation::new(program, self.spec.call_timeout);
+        if let Some(bytes) = self.spec.memory_limit {
+            isolation = isolation.memory_limit(bytes);
+        }
+        Ok(options.isolate(isolation))
     }
 
     pub(crate) fn tell_world(&self, event: WorldEvent) {
@@ -521,7 +525,7 @@ impl Connector {
                 self.after_call(result);
                 self.source.report_progress(&self.shared, self.draining);
             }
-            Msg::Upgrade(request) => self.begin_upgrade(request),
+            Msg::Upgrade(request) => self.begin_upgrade(*request),
             Msg::Rewire(rewire) => self.rewire(rewire),
             Msg::Wake => {
                 // Cleared before the pull, so a wake during it queues another.

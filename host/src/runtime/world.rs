@@ -468,7 +468,7 @@ impl World {
                     reply,
                 };
                 if let Err(std::sync::mpsc::SendError(Msg::Upgrade(request))) =
-                    self.peers[index].send(Msg::Upgrade(request))
+                    self.peers[index].send(Msg::Upgrade(Box::new(request)))
                 {
                     let _ = request
                         .reply
@@ -640,7 +640,7 @@ impl World {
                 reply,
             };
             if let Err(std::sync::mpsc::SendError(Msg::Upgrade(request))) =
-                self.peers[index].send(Msg::Upgrade(request))
+                self.peers[index].send(Msg::Upgrade(Box::new(request)))
             {
                 let _ = request
                     .reply

@@ -269,6 +269,19 @@
 //! - Never block in a method: do blocking I/O on a thread of your own and wake the host with
 //!   a [`Waker`](crate::Waker).
 //!
+//! ## Crashes no trap catches
+//!
+//! A panic in any method is caught: the host restarts the connector (`max_restarts`) and
+//! nothing else notices. A segfault (a bad pointer in `unsafe` code or in a C library you
+//! link), a stack overflow, `std::process::abort`, a dependency built with
+//! `panic = "abort"`, `std::process::exit` or a method that never returns are not panics:
+//! in the host's process they end the whole run. When a connector can do any of these (it
+//! wraps a C driver, it parses untrusted input with deep recursion), tell its users to run
+//! it with `isolation = "process"`: the same file, unchanged, runs in a child process
+//! where each of these is a restart (see the README's "When a plugin crashes its process",
+//! with what it costs). Nothing changes for the plugin: every method, log record, waker and
+//! shutdown request works the same.
+//!
 //! ## Built-ins
 //!
 //! Build the crate as `crate-type = ["cdylib", "rlib"]` and a host binary can link it and
