@@ -404,3 +404,59 @@ fn an_isolated_connectors_child_cannot_gain_privileges() {
     let (exit, _, stderr) = running.finish();
     assert_eq!(exit.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn a_sink_crashing_a_thousand_times_loses_no_event_of_a_resending_source() {
+    const CRASHES: u64 = 1000;
+    // Each incarnation of the sink takes 4 events (one batch) and dies in the fifth's call,
+    // so every crash moves the stream on by about one batch.
+    const EVENTS: u64 = CRASHES * 4;
+    let dir = temp_dir("crash-soak");
+    let (record, written) = (dir.join("record.txt"), dir.join("written.txt"));
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"numbers\"\nplugin = \"transactional\"\n\
+             config = {{ count = {EVENTS}, record = {} }}\n\
+             [[connector]]\nid = \"crashy\"\nplugin = \"crashy\"\nisolation = \"process\"\n\
+             max_restarts = {}\nreconnect = {{ initial_ms = 1, max_ms = 1 }}\n\
+             config = {{ crash = \"segfault\", after = 4, write = {} }}\n\
+             [[binding]]\nfrom = \"numbers\"\nto = [\"crashy\"]\n",
+            toml_path(&record),
+            CRASHES * 2,
+            toml_path(&written),
+        ),
+    );
+    let started = std::time::Instant::now();
+    let output = common::weir(
+        &[
+            "run".as_ref(),
+            pipeline.as_os_str(),
+            "--no-admin-socket".as_ref(),
+            "--batch-size".as_ref(),
+            "4".as_ref(),
+        ],
+        "warn",
+    )
+    .output()
+    .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: String = stderr.lines().rev().take(30).collect::<Vec<_>>().join("\n");
+    assert_eq!(output.status.code(), Some(0), "{tail}");
+    let crashes = final_metric(&stderr, "crashy", "restarts");
+    assert!(crashes >= CRASHES, "{crashes} crashes: {tail}");
+    // Every number arrived at least once; what a batch wrote before its crash came again.
+    let mut seen = std::collections::BTreeMap::<u64, u64>::new();
+    for line in std::fs::read_to_string(&written).unwrap().lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        *seen.entry(event["n"].as_u64().unwrap()).or_default() += 1;
+    }
+    let missing: Vec<u64> = (0..EVENTS).filter(|n| !seen.contains_key(n)).collect();
+    assert!(missing.is_empty(), "lost {missing:?}: {tail}");
+    let duplicates: u64 = seen.values().map(|n| n - 1).sum();
+    eprintln!(
+        "soak: {EVENTS} events through {crashes} crashes of the sink in {took:?}, \
+         {duplicates} duplicates"
+    );
+}
