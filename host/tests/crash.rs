@@ -46,7 +46,8 @@ fn crashing(crash: &str, side: Side, isolated: bool, extra: &[&str]) -> (Running
     };
     let crashy = format!(
         "plugin = \"crashy\"\ncodec = \"string\"\n{isolation}\
-         config = {{ crash = \"{crash}\", after = 5 }}\n"
+         config = {{ crash = \"{crash}\", after = 5, write = {} }}\n",
+        toml_path(&dir.join("crashy.txt"))
     );
     let pipeline = match side {
         Side::Source => format!(
@@ -129,13 +130,17 @@ fn an_exit_in_a_plugin_ends_the_host_with_its_status() {
 #[test]
 fn a_plugin_that_hangs_is_abandoned_at_shutdown_within_the_deadlines() {
     for (side, method) in [(Side::Source, "pull"), (Side::Sink, "on_event")] {
-        let (running, _) = crashing(
+        let (running, others) = crashing(
             "hang",
             side,
             false,
             &["--drain-timeout", "1", "--stop-timeout", "1"],
         );
         running.wait_until("the pipeline to run", |log| log.contains(RUNNING));
+        let marker = others.with_file_name("crashy.txt");
+        running.wait_until("the plugin to hang", |_| {
+            std::fs::read_to_string(&marker).is_ok_and(|text| text.contains("hanging"))
+        });
         running.signal(libc::SIGINT);
         let (status, elapsed, stderr) = running.finish();
         assert_eq!(status.code(), Some(1), "{side:?}: {stderr}");
@@ -327,7 +332,7 @@ fn a_child_that_sends_garbage_is_a_crash_with_what_it_sent() {
         "liar",
         r"printf '\001\000\000\000\200' >&3
           head -c 9 <&3 >/dev/null
-          printf '\017\000\000\000\200\000\377\377\377\377\377\377\377\377\000\003\000\000\000' >&3
+          printf '\027\000\000\000\200\000\000\000\000\000\000\000\000\000\377\377\377\377\377\377\377\377\000\003\000\000\000' >&3
           sleep 5",
     );
     let mut instance = isolated_counter(&liar).expect("`new` answered OK");
@@ -458,5 +463,45 @@ fn a_sink_crashing_a_thousand_times_loses_no_event_of_a_resending_source() {
     eprintln!(
         "soak: {EVENTS} events through {crashes} crashes of the sink in {took:?}, \
          {duplicates} duplicates"
+    );
+}
+
+#[test]
+fn ctrl_c_to_the_whole_process_group_drains_isolated_connectors_cleanly() {
+    let dir = temp_dir("crash-group-sigint");
+    let written = dir.join("written.txt");
+    let pipeline = write_pipeline(
+        &dir,
+        &format!(
+            "[[connector]]\nid = \"numbers\"\nplugin = \"counter\"\n\
+             config = {{ interval_ms = 1 }}\n\
+             [[connector]]\nid = \"out\"\nplugin = \"file\"\npostprocessors = [\"lines\"]\n\
+             config = {{ path = {}, mode = \"write\" }}\n\
+             [[binding]]\nfrom = \"numbers\"\nto = [\"out\"]\n",
+            toml_path(&written)
+        ),
+    );
+    // Its own group, as a shell gives a job: Ctrl-C in a terminal signals every process of
+    // it, the children too, not just `weir`.
+    let running = Running::start_with(&pipeline, &["--isolation", "process"], |command| {
+        command.process_group(0);
+    });
+    running.wait_until("the pipeline to run", |log| log.contains(RUNNING));
+    running.wait_until("some events written", |_| {
+        std::fs::read_to_string(&written).is_ok_and(|text| text.lines().count() > 10)
+    });
+    let group = -(running.pid() as libc::pid_t);
+    // SAFETY: signalling the process group of our own child, which leads it.
+    let sent = unsafe { libc::kill(group, libc::SIGINT) };
+    assert_eq!(sent, 0, "{}", std::io::Error::last_os_error());
+    let (status, _, stderr) = running.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("crashed"), "{stderr}");
+    // What was acked was written: the counter's events arrive in order, none missing.
+    let numbers = common::numbers_in(&written);
+    assert_eq!(
+        numbers,
+        (0..numbers.len() as u64).collect::<Vec<_>>(),
+        "{stderr}"
     );
 }

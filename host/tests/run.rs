@@ -836,15 +836,7 @@ fn a_plugin_built_for_abi_1_0_loads_and_is_polled() {
     let running = Running::start(&pipeline, &["--plugin-dir", plugins.to_str().unwrap()]);
     let (exit, elapsed, stderr) = running.finish();
     assert_eq!(exit.code(), Some(0), "{stderr}");
-    let numbers: Vec<u64> = std::fs::read_to_string(&output)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).unwrap()["n"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let numbers = common::numbers_in(&output);
     assert_eq!(numbers, (0..50).collect::<Vec<_>>(), "{stderr}");
     assert!(
         elapsed < Duration::from_secs(20),

@@ -314,6 +314,14 @@ impl EventBatch {
         self.ended_streams.push(stream);
     }
 
+    /// Forgets the events from index `len` on (what a rejected answer of a child added).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        if let Some(first) = self.events.get(len) {
+            self.data.truncate(first.bytes.start);
+            self.events.truncate(len);
+        }
+    }
+
     /// Appends a copy of one event (what a source in a child process pulled).
     pub(crate) fn push_copied(&mut self, id: EventId, bytes: &[u8], meta: &[u8]) {
         let bytes = self.append(bytes);
@@ -433,6 +441,22 @@ pub(crate) struct HostContext {
     quiet_for: AtomicU64,
     /// Where its logs go instead of `tracing`.
     log: Option<LogSink>,
+}
+
+impl HostContext {
+    /// A context for a connector `id` that wakes nothing and logs to `tracing`.
+    #[cfg(test)]
+    pub(crate) fn detached(id: &str) -> Self {
+        Self {
+            connector_id: id.to_owned(),
+            plugin: "test".to_owned(),
+            shutdown_requested: AtomicBool::new(false),
+            waker: None,
+            waker_taken: AtomicBool::new(false),
+            quiet_for: AtomicU64::new(u64::MAX),
+            log: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for HostContext {
@@ -728,7 +752,6 @@ impl Plugin {
     }
 }
 
-/// Turns what a built-in's call reported into a [`CallError`].
 /// What an isolated instance's child answered, as a [`CallError`].
 fn reply_error(reply: Reply, method: &'static str, host: &HostContext) -> CallError {
     match reply {
@@ -742,6 +765,17 @@ fn reply_error(reply: Reply, method: &'static str, host: &HostContext) -> CallEr
     }
 }
 
+/// The side a connector needs for `method` to be supported: `sink` for `sink_batch`,
+/// `source` for the rest (`pull`, `source_feedback`).
+pub(crate) fn side_of(method: &str) -> &'static str {
+    if method == "sink_batch" {
+        "sink"
+    } else {
+        "source"
+    }
+}
+
+/// Turns what a built-in's call reported into a [`CallError`].
 fn fault_error(fault: Fault, method: &'static str, connector: &str, plugin: &str) -> CallError {
     let connector = connector.to_owned();
     let plugin = plugin.to_owned();
@@ -795,11 +829,7 @@ fn fault_error(fault: Fault, method: &'static str, connector: &str, plugin: &str
             connector,
             plugin,
             method,
-            side: if method == "sink_batch" {
-                "sink"
-            } else {
-                "source"
-            },
+            side: side_of(method),
         },
         other => CallError::Protocol {
             connector,
@@ -887,6 +917,12 @@ impl ConnectorInstance {
     /// Whether the connector asked the host to shut down.
     pub fn shutdown_requested(&self) -> bool {
         self.host.shutdown_requested.load(Ordering::Acquire)
+    }
+
+    /// The pull id the next event pulled will get (for an isolated instance's child, which
+    /// tells the host where its count is).
+    pub(crate) fn next_pull(&self) -> u64 {
+        self.next_pull
     }
 
     /// Refuses the call if the instance cannot take one.
@@ -1043,15 +1079,21 @@ impl ConnectorInstance {
         error
     }
 
-    /// An isolated instance's child answered something that does not decode: a crash.
+    /// An isolated instance's child answered something that does not decode: a crash. The
+    /// child is killed (it is not trusted to end by itself, nor asked to close).
     #[cold]
     fn garbage(&mut self, why: String, method: &'static str) -> CallError {
         self.state = State::Poisoned;
+        let why = format!("it sent garbage answering `{method}`: {why}");
+        let reason = match &mut self.backend {
+            Backend::Process(child) => child.give_up(why).0,
+            Backend::Library(_) | Backend::Builtin(_) => why,
+        };
         CallError::Crashed {
             connector: self.host.connector_id.clone(),
             plugin: self.host.plugin.clone(),
             method,
-            reason: format!("it sent garbage: {why}"),
+            reason,
         }
     }
 
@@ -1114,11 +1156,20 @@ impl ConnectorInstance {
                 "pull",
             )?;
             // The child's instance counts pull ids from 0 as this one does: the events get
-            // the same ids on both sides.
+            // the same ids on both sides (the answer says where the child's count is, and a
+            // difference is garbage).
+            let before = batch.len();
             let mut next_pull = self.next_pull;
-            let pulled = isolated::decode_pull(&payload, batch, &mut next_pull);
+            let pulled = isolated::decode_pull(&payload, batch, &mut next_pull, &self.host);
+            let pulled = match pulled {
+                Ok(pulled) => pulled,
+                Err(why) => {
+                    batch.truncate(before);
+                    return Err(self.garbage(why, "pull"));
+                }
+            };
             self.next_pull = next_pull;
-            let pulled = pulled.map_err(|why| self.garbage(why, "pull"))?;
+            let pulled = pulled.map_err(|error| self.reply(Reply::Failed(error), "pull"))?;
             self.host
                 .quiet_for
                 .store(pulled.quiet_for, Ordering::Relaxed);

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use weir_sdk::abi::{EventId, Feedback, FeedbackKind, LogLevel, ReplyCode};
 use weir_sdk::{Circuit, PullStatus};
 
-use super::instance::{HostContext, emit_log};
+use super::instance::{HostContext, emit_log, side_of};
 use super::{EventBatch, InstanceOptions, Notice, Plugin, Sides, SinkEvent};
 use crate::error::CallError;
 use crate::field_path::FieldPath;
@@ -48,6 +48,16 @@ const NOTICES_FD: RawFd = 4;
 
 /// The longest frame either side accepts: a batch larger than this is a broken child.
 pub(crate) const MAX_FRAME: usize = 256 << 20;
+
+/// The longest notice (a log record) the host takes from a child.
+const MAX_NOTICE: usize = 64 << 10;
+
+/// The longest line of a child's standard error the host keeps; a longer one is cut.
+const MAX_STDERR_LINE: usize = 1024;
+
+/// Set in a child's environment by the host that starts it: the `weir` version, which the
+/// child checks against its own (one binary replaced on disk under a running one).
+const CHILD_ENV: &str = "WEIR_PLUGIN_HOST";
 
 /// Lines of the child's standard error kept for the crash report.
 const STDERR_LINES: usize = 8;
@@ -102,6 +112,8 @@ pub(crate) mod tag {
     pub(crate) const OK: u8 = 0x80;
     /// The request failed; a [`CallError`](crate::CallError) follows.
     pub(crate) const ERR: u8 = 0x81;
+    /// Added to `OK` or `ERR`: the connector asked for the run to shut down during the call.
+    pub(crate) const SHUTDOWN_REQUESTED: u8 = 0x02;
     /// A log record (any time).
     pub(crate) const LOG: u8 = 0x90;
     /// The source's waker was woken (any time).
@@ -236,7 +248,7 @@ fn write_frame(stream: &mut impl Write, tag: u8, payload: &[u8]) -> std::io::Res
 }
 
 /// Reads one frame: `None` at a clean end of the stream (between frames).
-fn read_frame(stream: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+fn read_frame(stream: &mut impl Read, max: usize) -> std::io::Result<Option<(u8, Vec<u8>)>> {
     let mut header = [0u8; 4];
     match stream.read_exact(&mut header) {
         Ok(()) => {}
@@ -244,10 +256,10 @@ fn read_frame(stream: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> 
         Err(error) => return Err(error),
     }
     let len = u32::from_le_bytes(header) as usize;
-    if len == 0 || len > MAX_FRAME {
+    if len == 0 || len > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("a frame of {len} bytes (the limit is {MAX_FRAME})"),
+            format!("a frame of {len} bytes (the limit is {max})"),
         ));
     }
     let mut frame = vec![0u8; len];
@@ -347,15 +359,16 @@ fn get_error(
             plugin,
             method,
         },
-        6 => CallError::Unsupported {
-            connector,
-            plugin,
-            method,
-            side: match input.str()? {
-                "source" => "source",
-                _ => "sink",
-            },
-        },
+        6 => {
+            // The side the method needs, as in process; what the child says is not used.
+            let _ = input.str()?;
+            CallError::Unsupported {
+                connector,
+                plugin,
+                method,
+                side: side_of(method),
+            }
+        }
         7 => CallError::Protocol {
             connector,
             plugin,
@@ -431,6 +444,7 @@ impl Child {
         let mut command = Command::new(&isolation.program);
         command
             .arg(CHILD_ARG)
+            .env(CHILD_ENV, env!("CARGO_PKG_VERSION"))
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
         let fds = [
@@ -462,12 +476,14 @@ impl Child {
                         return Err(os());
                     }
                 }
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                // `prctl` is variadic and the kernel reads its arguments as `unsigned long`.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) == -1 {
                     return Err(os());
                 }
                 // No setuid or file-capability gains through `exec` for the plugin: it runs
                 // with at most this process's privileges.
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 {
+                let (one, zero): (libc::c_ulong, libc::c_ulong) = (1, 0);
+                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) == -1 {
                     return Err(os());
                 }
                 if let Some(bytes) = memory_limit {
@@ -495,11 +511,22 @@ impl Child {
             let connector = host.connector_id.clone();
             let pid = process.id();
             spawn_thread("weir-child-err", move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    let line: String = line.chars().take(1024).collect();
-                    tracing::warn!(connector = %connector, pid, "child: {line}");
-                    tail.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                let mut pipe = BufReader::new(pipe);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    // At most `MAX_STDERR_LINE` bytes at a time: a child that writes without
+                    // newlines costs the host that much, not what it wrote.
+                    match (&mut pipe)
+                        .take(MAX_STDERR_LINE as u64)
+                        .read_until(b'\n', &mut line)
+                    {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+                    tracing::warn!(connector = %connector, pid, "child: {text}");
+                    tail.lock().unwrap_or_else(|p| p.into_inner()).push(text);
                 }
                 tail.lock().unwrap_or_else(|p| p.into_inner()).ended = true;
             });
@@ -526,7 +553,8 @@ impl Child {
             .str(connector_id)
             .str(config)
             .u8(u8::from(bound_as.source) | u8::from(bound_as.sink) << 1)
-            .u8(u8::from(host.waker.is_some()));
+            .u8(u8::from(host.waker.is_some()))
+            .str(env!("CARGO_PKG_VERSION"));
         child.call(tag::CREATE, &request.0, "new", host)?;
         Ok(child)
     }
@@ -543,17 +571,46 @@ impl Child {
         if let Some(why) = &self.crashed {
             return Err(Reply::Crashed(Crash(why.clone())));
         }
+        // A child that stops reading (stopped, or stuck with a full socket) is as hung as
+        // one that does not answer.
+        let _ = self.calls.set_write_timeout(Some(self.call_timeout));
         if let Err(error) = write_frame(&mut self.calls, request, payload) {
-            return Err(Reply::Crashed(
-                self.crash(format!("cannot send `{method}`: {error}")),
-            ));
+            let why = if matches!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                format!(
+                    "did not take `{method}` within {:?}: killed",
+                    self.call_timeout
+                )
+            } else {
+                format!("cannot send `{method}`: {error}")
+            };
+            return Err(Reply::Crashed(self.give_up(why)));
         }
         let mut answer = Deadline {
             stream: &self.calls,
             deadline: Instant::now() + self.call_timeout,
         };
-        let read = read_frame(&mut answer);
-        let why = match read {
+        let read = read_frame(&mut answer, MAX_FRAME);
+        if let Ok(Some((answer, _))) = &read
+            && matches!(answer & !tag::SHUTDOWN_REQUESTED, tag::OK | tag::ERR)
+            && answer & tag::SHUTDOWN_REQUESTED != 0
+        {
+            tracing::info!(connector = %host.connector_id, plugin = %host.plugin, "connector requested shutdown");
+            host.shutdown_requested.store(true, Ordering::Release);
+        }
+        let answer_tag = |answer: u8| {
+            let plain = answer & !tag::SHUTDOWN_REQUESTED;
+            if matches!(plain, tag::OK | tag::ERR) {
+                plain
+            } else {
+                answer
+            }
+        };
+        let why = match read
+            .map(|frame| frame.map(|(answer, payload)| (answer_tag(answer), payload)))
+        {
             Ok(Some((tag::OK, payload))) => return Ok(payload),
             Ok(Some((tag::ERR, payload))) => {
                 let mut input = In(&payload);
@@ -621,6 +678,13 @@ impl Child {
         }
         self.crashed = Some(reason.clone());
         Crash(reason)
+    }
+
+    /// Gives up on a child that is alive but not trusted any more (it sent garbage, or
+    /// stopped reading): kills it and records the crash.
+    pub(crate) fn give_up(&mut self, why: String) -> Crash {
+        let _ = self.process.kill();
+        self.crash(why)
     }
 
     /// Whether the child crashed (every call fails with the crash).
@@ -722,7 +786,7 @@ fn read_notices(
     garbage: &Mutex<Option<String>>,
 ) {
     let why = loop {
-        let (tag, payload) = match read_frame(&mut notices) {
+        let (tag, payload) = match read_frame(&mut notices, MAX_NOTICE) {
             Ok(Some(frame)) => frame,
             // The child ended: its calls socket says so to the caller.
             Ok(None) => return,
@@ -735,7 +799,10 @@ fn read_notices(
             tag::LOG => {
                 let mut input = In(&payload);
                 let record = (|| {
-                    let level = LogLevel(u32::from(input.u8()?));
+                    let level = match input.u8()? {
+                        level @ 1..=5 => LogLevel(u32::from(level)),
+                        other => return Err(Garbage(format!("unknown log level {other}"))),
+                    };
                     let target = input.str()?;
                     let message = input.str()?;
                     input.end()?;
@@ -801,13 +868,36 @@ pub(crate) fn decode_pull(
     payload: &[u8],
     batch: &mut EventBatch,
     next_pull: &mut u64,
-) -> Result<Pulled, String> {
+    host: &HostContext,
+) -> Result<Result<Pulled, CallError>, String> {
     let mut input = In(payload);
     let decoded = (|| {
-        let status = match input.u8()? {
+        let status = input.u8()?;
+        // Where the child's count of pull ids was when the pull began: the host's.
+        let first = input.u64()?;
+        if first != *next_pull {
+            return Err(Garbage(format!(
+                "its pull ids are at {first}, the host's at {next_pull}"
+            )));
+        }
+        let status = match status {
             0 => PullStatus::Ready,
             1 => PullStatus::Empty,
             2 => PullStatus::Finished,
+            // The pull failed, after the child's instance counted `after - first` ids for
+            // events it dropped: the host skips them too, as it does in process.
+            3 => {
+                let after = input.u64()?;
+                if after < first {
+                    return Err(Garbage(format!(
+                        "its pull ids went back from {first} to {after}"
+                    )));
+                }
+                let error = get_error(&mut input, &host.connector_id, &host.plugin, "pull")?;
+                input.end()?;
+                *next_pull = after;
+                return Ok(Err(error));
+            }
             other => return Err(Garbage(format!("unknown pull status {other}"))),
         };
         let quiet_for = input.u64()?;
@@ -833,11 +923,11 @@ pub(crate) fn decode_pull(
             batch.end_stream(input.u64()?);
         }
         input.end()?;
-        Ok(Pulled {
+        Ok(Ok(Pulled {
             status,
             quiet_for,
             wakes_itself,
-        })
+        }))
     })();
     decoded.map_err(|g| g.0)
 }
@@ -911,21 +1001,35 @@ pub(crate) fn decode_sink_batch(
 /// sockets at descriptors 3 (calls) and 4 (notices), until the parent closes them. `weir`
 /// runs this when started with [`CHILD_ARG`]; it returns the process's exit status.
 pub fn serve_child() -> i32 {
-    // SAFETY: in this mode the parent started this process with its ends of two socket
-    // pairs at `CALLS_FD` and `NOTICES_FD` (see `Child::spawn`), and nothing else in the
-    // process owns those descriptors. Each is taken once, here.
+    if std::env::var_os(CHILD_ENV).is_none() {
+        eprintln!(
+            "weir {CHILD_ARG}: this mode is for weir itself, which starts it to run a connector out of process"
+        );
+        return 2;
+    }
+    for fd in [CALLS_FD, NOTICES_FD] {
+        if let Err(why) = own_socket(fd) {
+            eprintln!("weir {CHILD_ARG}: descriptor {fd}: {why}");
+            return 2;
+        }
+    }
+    // SAFETY: `own_socket` checked that each descriptor is open and a socket, which the
+    // parent put there for this process (see `Child::spawn`, and `CHILD_ENV`, which only
+    // it sets); nothing else in the process owns them, and each is taken once, here.
     let (calls, notices) = unsafe {
         (
             UnixStream::from_raw_fd(CALLS_FD),
             UnixStream::from_raw_fd(NOTICES_FD),
         )
     };
-    // Whether they are sockets at all (a user who ran `weir __plugin-host` by hand).
-    if let Err(error) = calls.peer_addr().and(notices.peer_addr()) {
-        eprintln!(
-            "weir {CHILD_ARG}: no sockets at descriptors {CALLS_FD} and {NOTICES_FD} (this mode is for weir itself): {error}"
-        );
-        return 2;
+    // SAFETY: setting a signal's disposition to "ignore" has no handler to be unsound.
+    // The child ends when its host closes the sockets or dies (`PR_SET_PDEATHSIG`), not
+    // on the terminal's Ctrl-C or a service manager's SIGTERM to the whole group, which
+    // are for the host: it drains through the child before ending it.
+    unsafe {
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::signal(signal, libc::SIG_IGN);
+        }
     }
     let mut answers = match calls.try_clone() {
         Ok(answers) => answers,
@@ -939,10 +1043,9 @@ pub fn serve_child() -> i32 {
         writer: Arc::new(Mutex::new(notices)),
         instance: None,
         batch: EventBatch::new(),
-        shutdown_told: false,
     };
     loop {
-        let (tag, payload) = match read_frame(&mut reader) {
+        let (tag, payload) = match read_frame(&mut reader, MAX_FRAME) {
             Ok(Some(frame)) => frame,
             // The parent closed the socket: the instance is dropped on the way out.
             Ok(None) => return 0,
@@ -952,7 +1055,7 @@ pub fn serve_child() -> i32 {
             }
         };
         let answer = server.handle(tag, &payload);
-        let (tag, payload) = match answer {
+        let (mut tag, payload) = match answer {
             Ok(payload) => (tag::OK, payload),
             Err(Handled::Failed(error)) => {
                 let mut out = Out::default();
@@ -964,24 +1067,43 @@ pub fn serve_child() -> i32 {
                 return 2;
             }
         };
+        // The connector asked for the run to end during the call: the answer says so, so
+        // the host knows when the call returns.
+        if server
+            .instance
+            .as_ref()
+            .is_some_and(super::ConnectorInstance::shutdown_requested)
+        {
+            tag |= tag::SHUTDOWN_REQUESTED;
+        }
         if write_frame(&mut answers, tag, &payload).is_err() {
             return 0;
         }
-        // The connector asked for the run to end during the call: the host hears it after
-        // the answer (a request from the plugin's own thread, outside calls, waits for the
-        // next call).
-        if !server.shutdown_told
-            && server
-                .instance
-                .as_ref()
-                .is_some_and(super::ConnectorInstance::shutdown_requested)
-        {
-            server.shutdown_told = true;
-            if server.send(tag::SHUTDOWN, &[]).is_err() {
-                return 0;
-            }
+    }
+}
+
+/// Checks that `fd` is an open socket, and makes it close-on-exec (so that nothing the
+/// plugin starts holds this child's sockets open, or writes to its host).
+fn own_socket(fd: RawFd) -> Result<(), String> {
+    // SAFETY: `fcntl` and `fstat` on a descriptor number only read the process's table
+    // (an unused number is EBADF); `stat` is a plain struct the kernel fills.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags == -1 {
+            return Err(format!("not open: {}", std::io::Error::last_os_error()));
+        }
+        let mut stat: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut stat) == -1 || stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return Err("not a socket".to_owned());
+        }
+        if libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) == -1 {
+            return Err(format!(
+                "cannot make it close-on-exec: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
+    Ok(())
 }
 
 /// How a request failed in the child.
@@ -1008,15 +1130,9 @@ struct Server {
     writer: Arc<Mutex<UnixStream>>,
     instance: Option<super::ConnectorInstance>,
     batch: EventBatch,
-    /// The host was told that the connector requested shutdown.
-    shutdown_told: bool,
 }
 
 impl Server {
-    fn send(&self, tag: u8, payload: &[u8]) -> std::io::Result<()> {
-        send(&self.writer, tag, payload)
-    }
-
     fn instance(&mut self) -> Result<&mut super::ConnectorInstance, Handled> {
         self.instance
             .as_mut()
@@ -1033,10 +1149,23 @@ impl Server {
                 let config = input.str()?;
                 let sides = input.u8()?;
                 let wakes = input.u8()? != 0;
+                let version = input.str()?;
                 input.end()?;
+                if version != env!("CARGO_PKG_VERSION") {
+                    return Err(CallError::Permanent {
+                        connector: id,
+                        plugin: path.display().to_string(),
+                        method: "new",
+                        message: format!(
+                            "the weir that runs the connector out of process is version {}, its host {version}: was the weir binary replaced while it ran?",
+                            env!("CARGO_PKG_VERSION")
+                        ),
+                    }
+                    .into());
+                }
                 let config: serde_json::Value = serde_json::from_str(config)
                     .map_err(|e| Handled::Garbage(format!("the config is not JSON: {e}")))?;
-                let plugin = Plugin::load(&path).map_err(|error| CallError::Failed {
+                let plugin = Plugin::load(&path).map_err(|error| CallError::Permanent {
                     connector: id.clone(),
                     plugin: path.display().to_string(),
                     method: "new",
@@ -1087,13 +1216,17 @@ impl Server {
                 let mut batch = std::mem::take(&mut self.batch);
                 batch.clear();
                 let instance = self.instance()?;
+                let first = instance.next_pull();
                 let pulled = instance.pull(&mut batch, max);
                 let (quiet_for, wakes) = (instance.quiet_for(), instance.wakes_itself());
                 let status = match pulled {
                     Ok(status) => status,
                     Err(error) => {
+                        // The error rides in the answer, with where the ids are now.
+                        out.u8(3).u64(first).u64(instance.next_pull());
+                        put_error(&mut out, &error);
                         self.batch = batch;
-                        return Err(error.into());
+                        return Ok(out.0);
                     }
                 };
                 out.u8(match status {
@@ -1101,6 +1234,7 @@ impl Server {
                     PullStatus::Empty => 1,
                     PullStatus::Finished => 2,
                 })
+                .u64(first)
                 .u64(quiet_for.map_or(u64::MAX, |q| {
                     u64::try_from(q.as_nanos()).unwrap_or(u64::MAX - 1)
                 }))
@@ -1198,7 +1332,9 @@ mod tests {
         out.u8(7).u32(1).u64(2).str("three").bytes(b"four");
         let mut wire = Vec::new();
         write_frame(&mut wire, tag::PULL, &out.0).unwrap();
-        let (tag, payload) = read_frame(&mut wire.as_slice()).unwrap().unwrap();
+        let (tag, payload) = read_frame(&mut wire.as_slice(), MAX_FRAME)
+            .unwrap()
+            .unwrap();
         assert_eq!(tag, tag::PULL);
         let mut input = In(&payload);
         assert_eq!(input.u8().unwrap(), 7);
@@ -1216,23 +1352,60 @@ mod tests {
         assert!(In(&[1, 2]).end().is_err());
         // A frame longer than the limit is refused before anything is allocated for it.
         let huge = (u32::MAX).to_le_bytes();
-        assert!(read_frame(&mut huge.as_slice()).is_err());
+        assert!(read_frame(&mut huge.as_slice(), MAX_FRAME).is_err());
         // A clean end between frames is the end, not an error.
-        assert!(read_frame(&mut [].as_slice()).unwrap().is_none());
+        assert!(read_frame(&mut [].as_slice(), MAX_FRAME).unwrap().is_none());
     }
 
     #[test]
     fn a_pull_answer_that_lies_is_refused() {
+        let host = HostContext::detached("numbers");
         let mut batch = EventBatch::new();
         let mut next = 0;
         let mut out = Out::default();
-        out.u8(0).u64(u64::MAX).u8(0).u32(3).u64(0).str("one");
-        let error = decode_pull(&out.0, &mut batch, &mut next).err().unwrap();
+        out.u8(0)
+            .u64(0)
+            .u64(u64::MAX)
+            .u8(0)
+            .u32(3)
+            .u64(0)
+            .str("one");
+        let error = decode_pull(&out.0, &mut batch, &mut next, &host)
+            .err()
+            .unwrap();
         assert!(error.contains("claims 3 items"), "{error}");
         let mut out = Out::default();
-        out.u8(9).u64(u64::MAX).u8(0).u32(0).u32(0);
-        let error = decode_pull(&out.0, &mut batch, &mut next).err().unwrap();
+        out.u8(9).u64(0).u64(u64::MAX).u8(0).u32(0).u32(0);
+        let error = decode_pull(&out.0, &mut batch, &mut next, &host)
+            .err()
+            .unwrap();
         assert!(error.contains("unknown pull status 9"), "{error}");
+        // The child's pull ids must be where the host's are.
+        let mut out = Out::default();
+        out.u8(0).u64(7).u64(u64::MAX).u8(0).u32(0).u32(0);
+        let error = decode_pull(&out.0, &mut batch, &mut next, &host)
+            .err()
+            .unwrap();
+        assert!(error.contains("at 7, the host's at 0"), "{error}");
+        // A failed pull that used ids: the host skips them too.
+        let mut out = Out::default();
+        out.u8(3).u64(0).u64(4);
+        put_error(
+            &mut out,
+            &CallError::Failed {
+                connector: String::new(),
+                plugin: String::new(),
+                method: "pull",
+                message: "no route to host".into(),
+            },
+        );
+        let pulled = decode_pull(&out.0, &mut batch, &mut next, &host).unwrap();
+        let error = pulled.err().unwrap().to_string();
+        assert!(
+            error.contains("`numbers`") && error.contains("no route to host"),
+            "{error}"
+        );
+        assert_eq!(next, 4);
     }
 
     #[test]

@@ -183,35 +183,44 @@ impl Shared {
     /// How this connector's instances are created: bound as the routes say, waking this
     /// thread, and in a child process when its isolation (or the runtime's default) says.
     pub(crate) fn instance_options(&self) -> Result<InstanceOptions, CallError> {
+        self.instance_options_for(&self.spec, &self.plugin)
+    }
+
+    /// [`instance_options`](Self::instance_options) for an instance of `plugin` configured
+    /// as `spec`, which an upgrade brings (they replace this connector's when it lands).
+    pub(crate) fn instance_options_for(
+        &self,
+        spec: &ConnectorSpec,
+        plugin: &Plugin,
+    ) -> Result<InstanceOptions, CallError> {
         let options = InstanceOptions::new()
             .bound_as(Sides {
                 source: self.routes.is_source(),
                 sink: self.routes.is_sink(),
             })
             .waker(self.waker());
-        let isolated = match self.spec.isolation {
+        let isolated = match spec.isolation {
             IsolationMode::Process => true,
             IsolationMode::InProcess => false,
             IsolationMode::Default => self.options.isolate_by_default,
         };
-        if !isolated || (self.plugin.is_builtin() && self.spec.isolation == IsolationMode::Default)
-        {
+        if !isolated || (plugin.is_builtin() && spec.isolation == IsolationMode::Default) {
             // A built-in has no file to load in a child: `--isolation process` leaves it in
             // process (an explicit `isolation = "process"` is refused when it is created).
             return Ok(options);
         }
         let Some(program) = &self.options.child_program else {
             return Err(CallError::Permanent {
-                connector: self.spec.id.clone(),
-                plugin: self.plugin.name().to_owned(),
+                connector: spec.id.clone(),
+                plugin: plugin.name().to_owned(),
                 method: "new",
                 message: "`isolation = \"process\"` needs a weir to run the connector in \
                           (RuntimeOptions::child_program is not set)"
                     .to_owned(),
             });
         };
-        let mut isolation = Isolation::new(program, self.spec.call_timeout);
-        if let Some(bytes) = self.spec.memory_limit {
+        let mut isolation = Isolation::new(program, spec.call_timeout);
+        if let Some(bytes) = spec.memory_limit {
             isolation = isolation.memory_limit(bytes);
         }
         Ok(options.isolate(isolation))

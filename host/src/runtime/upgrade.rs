@@ -242,7 +242,9 @@ impl Upgrade {
         let mut instance = match self.instance.take() {
             Some(instance) => instance,
             None => {
-                let options = shared.instance_options().map_err(|e| e.to_string())?;
+                let options = shared
+                    .instance_options_for(spec, &self.plugin)
+                    .map_err(|e| e.to_string())?;
                 self.plugin
                     .instantiate_with(&spec.id, &spec.config, options)
                     .map_err(|e| format!("version {version} refused the connector's config: {e}"))?

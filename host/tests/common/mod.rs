@@ -212,3 +212,17 @@ pub(crate) fn counted(output: &Path) -> BTreeMap<String, Vec<u64>> {
     }
     by_version
 }
+
+/// The `n` of every line of a JSON-lines file (the `counter` and `transactional` fixtures'
+/// events, as a `file` sink with a `lines` postprocessor writes them), in order.
+pub(crate) fn numbers_in(path: &Path) -> Vec<u64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["n"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no `n` in {line}"))
+        })
+        .collect()
+}
