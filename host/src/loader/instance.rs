@@ -372,6 +372,10 @@ pub struct InstanceOptions {
     pub log: Option<LogSink>,
     /// Runs the connector in a child process (in this process by default).
     pub isolation: Option<Isolation>,
+    /// With `log`: the most verbose level the sink takes (every level by default). A
+    /// child process's sink takes what its host's log shows, so that its plugin does not
+    /// format records nobody will see.
+    pub(crate) log_level: Option<LogLevel>,
 }
 
 impl InstanceOptions {
@@ -408,6 +412,10 @@ impl InstanceOptions {
     /// stack overflow, an abort, an `exit`, a call that never returns) is then
     /// [`CallError::Crashed`], not the end of this process. Only for plugin files: a
     /// built-in always runs in this process.
+    ///
+    /// The child is killed when the thread that created the instance exits (the kernel's
+    /// parent-death signal follows the thread that forked): create an isolated instance on
+    /// a thread that lives as long as it does, as the runtime's connector threads do.
     #[must_use]
     pub fn isolate(mut self, isolation: Isolation) -> Self {
         self.isolation = Some(isolation);
@@ -422,6 +430,7 @@ impl std::fmt::Debug for InstanceOptions {
             .field("waker", &self.waker)
             .field("log", &self.log.as_ref().map(|_| "custom"))
             .field("isolation", &self.isolation)
+            .field("log_level", &self.log_level)
             .finish()
     }
 }
@@ -582,6 +591,7 @@ impl Plugin {
             waker,
             log,
             isolation,
+            log_level,
         } = options;
         let info = self.info();
         let host = Arc::new(HostContext {
@@ -595,7 +605,7 @@ impl Plugin {
         });
         let config = config.to_string();
         let max_level = if host.log.is_some() {
-            LogLevel::TRACE
+            log_level.unwrap_or(LogLevel::TRACE)
         } else {
             host_max_level()
         };
@@ -1557,7 +1567,7 @@ pub(crate) fn emit_log(host: Option<&HostContext>, level: LogLevel, target: &str
 }
 
 /// The most verbose level the host's log currently shows, for [`HostApi::max_level`].
-fn host_max_level() -> LogLevel {
+pub(crate) fn host_max_level() -> LogLevel {
     match tracing::level_filters::LevelFilter::current().into_level() {
         None => LogLevel::OFF,
         Some(tracing::Level::ERROR) => LogLevel::ERROR,

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use weir_sdk::abi::{EventId, Feedback, FeedbackKind, LogLevel, ReplyCode};
 use weir_sdk::{Circuit, PullStatus};
 
-use super::instance::{HostContext, emit_log, side_of};
+use super::instance::{HostContext, emit_log, host_max_level, side_of};
 use super::{EventBatch, InstanceOptions, Notice, Plugin, Sides, SinkEvent};
 use crate::error::CallError;
 use crate::field_path::FieldPath;
@@ -554,7 +554,8 @@ impl Child {
             .str(config)
             .u8(u8::from(bound_as.source) | u8::from(bound_as.sink) << 1)
             .u8(u8::from(host.waker.is_some()))
-            .str(env!("CARGO_PKG_VERSION"));
+            .str(env!("CARGO_PKG_VERSION"))
+            .u8(u8::try_from(host_max_level().0).unwrap_or(0));
         child.call(tag::CREATE, &request.0, "new", host)?;
         Ok(child)
     }
@@ -1150,6 +1151,10 @@ impl Server {
                 let sides = input.u8()?;
                 let wakes = input.u8()? != 0;
                 let version = input.str()?;
+                let log_level = match input.u8()? {
+                    level @ 0..=5 => LogLevel(u32::from(level)),
+                    other => return Err(Garbage(format!("unknown log level {other}")).into()),
+                };
                 input.end()?;
                 if version != env!("CARGO_PKG_VERSION") {
                     return Err(CallError::Permanent {
@@ -1191,6 +1196,7 @@ impl Server {
                             .str(record.message);
                         let _ = send(&writer, tag::LOG, &out.0);
                     }));
+                options.log_level = Some(log_level);
                 if wakes {
                     options = options.waker(std::task::Waker::from(Arc::new(ChildWaker(
                         Arc::clone(&self.writer),
