@@ -19,10 +19,34 @@ use std::sync::OnceLock;
 /// A fresh, empty directory `weir-NAME-PID` under the system's temporary directory (what a
 /// previous run left there is removed first).
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weir-{name}-{}", std::process::id()));
+    let prefix = format!("weir-{name}-");
+    remove_stale(&prefix);
+    let dir = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("creating a temporary directory");
     dir
+}
+
+/// Removes the directories earlier test processes made with `prefix` (`weir-NAME-PID`) whose
+/// process is gone, so that runs after runs do not fill the disk (some tests write hundreds
+/// of megabytes).
+fn remove_stale(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// `path` as a TOML basic string (quoted and escaped), for pipeline files written by tests.
