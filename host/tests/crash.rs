@@ -393,16 +393,26 @@ fn an_isolated_connectors_child_cannot_gain_privileges() {
     // The children of this weir: processes whose parent it is (field 4 of /proc/PID/stat,
     // after the command name in parentheses).
     let parent = running.pid().to_string();
-    let children: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| {
-            let pid = entry.ok()?.file_name().into_string().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let after_name = &stat[stat.rfind(')')? + 1..];
-            (after_name.split_whitespace().nth(1)? == parent).then_some(pid)
-        })
-        .collect();
-    assert_eq!(children.len(), 1, "one child, for `tick`: {children:?}");
+    let children = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| {
+                let pid = entry.ok()?.file_name().into_string().ok()?;
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let after_name = &stat[stat.rfind(')')? + 1..];
+                (after_name.split_whitespace().nth(1)? == parent).then_some(pid)
+            })
+            .collect()
+    };
+    // The connector's thread starts its child once the pipeline runs; past its `exec` (the
+    // limits are set just before it), it runs `weir __plugin-host`.
+    running.wait_until("one child, for `tick`, running", |_| {
+        let children = children();
+        children.len() == 1
+            && std::fs::read(format!("/proc/{}/cmdline", children[0]))
+                .is_ok_and(|cmdline| cmdline.windows(13).any(|w| w == b"__plugin-host"))
+    });
+    let children = children();
     let status = std::fs::read_to_string(format!("/proc/{}/status", children[0])).unwrap();
     assert!(status.contains("NoNewPrivs:\t1"), "{status}");
     running.signal(libc::SIGINT);
