@@ -225,13 +225,7 @@ fn an_isolated_hang_is_killed_at_its_call_timeout_and_restarted() {
 /// Runs `pipeline` to its end with `weir run` flags `extra`; returns its standard output
 /// (sorted lines) and error.
 fn run_to_end(pipeline: &std::path::Path, extra: &[&str]) -> (Vec<String>, String) {
-    let mut args: Vec<&std::ffi::OsStr> = vec![
-        "run".as_ref(),
-        pipeline.as_os_str(),
-        "--no-admin-socket".as_ref(),
-    ];
-    args.extend(extra.iter().map(std::ffi::OsStr::new));
-    let output = common::weir(&args, "info").output().unwrap();
+    let output = common::run_once(pipeline, extra, "info");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
@@ -443,18 +437,7 @@ fn a_sink_crashing_a_thousand_times_loses_no_event_of_a_resending_source() {
         ),
     );
     let started = std::time::Instant::now();
-    let output = common::weir(
-        &[
-            "run".as_ref(),
-            pipeline.as_os_str(),
-            "--no-admin-socket".as_ref(),
-            "--batch-size".as_ref(),
-            "4".as_ref(),
-        ],
-        "warn",
-    )
-    .output()
-    .unwrap();
+    let output = common::run_once(&pipeline, &["--batch-size", "4"], "warn");
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr);
     let tail: String = stderr.lines().rev().take(30).collect::<Vec<_>>().join("\n");

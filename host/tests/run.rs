@@ -113,16 +113,7 @@ fn run_reports_config_errors_with_locations_and_exits_1() {
     let dir = temp_dir("run-config");
     let pipeline = dir.join("pipeline.toml");
     std::fs::write(&pipeline, "[[connector]]\nid = \"a\"\nplugin = \"nope\"\n").unwrap();
-    let output = weir(
-        &[
-            "run".as_ref(),
-            pipeline.as_os_str(),
-            "--no-admin-socket".as_ref(),
-        ],
-        "warn",
-    )
-    .output()
-    .unwrap();
+    let output = common::run_once(&pipeline, &[], "warn");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -857,16 +848,7 @@ fn a_sources_metadata_reaches_its_sinks_through_the_codecs() {
          [[binding]]\nfrom = \"numbers\"\nto = [\"out\"]\n\
          [[binding]]\nfrom = \"plain\"\nto = [\"out\"]\n",
     );
-    let output = weir(
-        &[
-            "run".as_ref(),
-            pipeline.as_os_str(),
-            "--no-admin-socket".as_ref(),
-        ],
-        "warn",
-    )
-    .output()
-    .unwrap();
+    let output = common::run_once(&pipeline, &[], "warn");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");

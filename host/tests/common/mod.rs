@@ -226,3 +226,14 @@ pub(crate) fn numbers_in(path: &Path) -> Vec<u64> {
         })
         .collect()
 }
+
+/// `weir run PIPELINE --no-admin-socket EXTRA...` to its end, logging at `rust_log`.
+pub(crate) fn run_once(pipeline: &Path, extra: &[&str], rust_log: &str) -> std::process::Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "run".as_ref(),
+        pipeline.as_os_str(),
+        "--no-admin-socket".as_ref(),
+    ];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    weir(&args, rust_log).output().expect("running weir")
+}

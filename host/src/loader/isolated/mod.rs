@@ -265,6 +265,11 @@ impl Child {
         spawn_thread("weir-child", move || {
             read_notices(notices, &context, &ending, &garbage);
         });
+        // A child that stops reading (stopped, or stuck with a full socket) is as hung as one
+        // that does not answer: every write has the call deadline.
+        calls
+            .set_write_timeout(Some(isolation.call_timeout))
+            .map_err(|e| crashed(format!("socket: {e}")))?;
         let mut child = Child {
             process,
             calls,
@@ -298,9 +303,7 @@ impl Child {
         if let Some(why) = &self.crashed {
             return Err(Reply::Crashed(Crash(why.clone())));
         }
-        // A child that stops reading (stopped, or stuck with a full socket) is as hung as
-        // one that does not answer.
-        let _ = self.calls.set_write_timeout(Some(self.call_timeout));
+        // The socket's write timeout is the call deadline (set at the start).
         if let Err(error) = write_frame(&mut self.calls, request, payload) {
             let why = if matches!(
                 error.kind(),

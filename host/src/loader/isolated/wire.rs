@@ -165,23 +165,24 @@ pub(super) fn read_frame(
     stream: &mut impl Read,
     max: usize,
 ) -> std::io::Result<Option<(u8, Vec<u8>)>> {
-    let mut header = [0u8; 4];
+    // The length and the tag: the payload is then read into a buffer of its own size (no
+    // move of it to take the tag off its front).
+    let mut header = [0u8; 5];
     match stream.read_exact(&mut header) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(error) => return Err(error),
     }
-    let len = u32::from_le_bytes(header) as usize;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     if len == 0 || len > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("a frame of {len} bytes (the limit is {max})"),
         ));
     }
-    let mut frame = vec![0u8; len];
-    stream.read_exact(&mut frame)?;
-    let tag = frame.remove(0);
-    Ok(Some((tag, frame)))
+    let mut payload = vec![0u8; len - 1];
+    stream.read_exact(&mut payload)?;
+    Ok(Some((header[4], payload)))
 }
 
 pub(super) fn notice_code(notice: Notice) -> u8 {
@@ -324,7 +325,7 @@ mod tests {
         assert!(In(&lie.0).count(16).is_err());
         assert!(In(&[1, 2]).end().is_err());
         // A frame longer than the limit is refused before anything is allocated for it.
-        let huge = (u32::MAX).to_le_bytes();
+        let huge = [0xff, 0xff, 0xff, 0xff, tag::OK];
         assert!(read_frame(&mut huge.as_slice(), MAX_FRAME).is_err());
         // A clean end between frames is the end, not an error.
         assert!(read_frame(&mut [].as_slice(), MAX_FRAME).unwrap().is_none());
